@@ -1,0 +1,164 @@
+"""Vectorised pseudonymisation of a whole column of raw identity codes.
+
+Normalisation and validation run on Arrow/NumPy arrays; HMAC runs once per
+*distinct* valid code (a pre-keyed state copied per code), then the results are
+spread back to the rows with one ``take``. Per-code Python calls to stdnum reach
+only ~0.2 M codes/s, so the checks are expressed here in NumPy; tests hold them
+equal to :func:`pseudonymize.hetu.invalid_reason` (python-stdnum) code for code.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pseudonymize import hetu
+from pseudonymize.keys import PseudonymKey
+
+RESULT_SCHEMA = pa.schema([
+    ("pseudonym", pa.string()),
+    ("birth_year", pa.int16()),
+    ("sex", pa.string()),
+    ("temporary_id", pa.bool_()),
+    ("id_error", pa.string()),
+])
+
+_REASONS = [None, hetu.MISSING, hetu.BAD_LENGTH, hetu.BAD_CHARACTERS, hetu.UNKNOWN_CENTURY,
+            hetu.IMPOSSIBLE_DATE, hetu.RESERVED, hetu.BAD_CHECK]
+_R = {r: i for i, r in enumerate(_REASONS)}
+
+_CENTURY = np.zeros(256, dtype=np.int32)  # 0 = unknown sign
+for _sign, _base in hetu.CENTURY_SIGNS.items():
+    _CENTURY[ord(_sign)] = _base
+_CHECK = np.frombuffer(hetu.CHECK_CHARACTERS.encode(), dtype=np.uint8)
+_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int32)
+
+
+def _as_string_array(codes) -> pa.Array:
+    if isinstance(codes, pd.Series):
+        codes = pa.array(codes.astype(object).where(codes.notna(), None), type=pa.string())
+    elif isinstance(codes, pa.ChunkedArray):
+        codes = codes.combine_chunks()
+    elif not isinstance(codes, pa.Array):
+        codes = pa.array(codes, type=pa.string())
+    if codes.type != pa.string():
+        codes = codes.cast(pa.string())
+    return codes
+
+
+def _fixed_bytes(arr: pa.Array) -> np.ndarray:
+    """An (n, 11) uint8 view of a string array whose values are all 11 bytes."""
+    arr = pa.concat_arrays([arr])  # fresh buffers, offset 0
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=len(arr) + 1)
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    return data.reshape(-1, 11)
+
+
+def _check_fixed(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reason codes, birth years and individual numbers for 11-byte codes."""
+    n = len(b)
+    reason = np.zeros(n, dtype=np.int8)
+    d = b.astype(np.int32) - ord("0")
+    digit_cols = [0, 1, 2, 3, 4, 5, 7, 8, 9]
+    is_digit = ((d[:, digit_cols] >= 0) & (d[:, digit_cols] <= 9)).all(axis=1)
+    reason[~is_digit] = _R[hetu.BAD_CHARACTERS]
+    base = _CENTURY[b[:, 6]]
+    reason[(reason == 0) & (base == 0)] = _R[hetu.UNKNOWN_CENTURY]
+    day = d[:, 0] * 10 + d[:, 1]
+    month = d[:, 2] * 10 + d[:, 3]
+    year = base + d[:, 4] * 10 + d[:, 5]
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    ok_month = (month >= 1) & (month <= 12)
+    dim = _DAYS[np.where(ok_month, month, 0)] + ((month == 2) & leap)
+    bad_date = ~ok_month | (day < 1) | (day > dim)
+    reason[(reason == 0) & bad_date] = _R[hetu.IMPOSSIBLE_DATE]
+    individual = d[:, 7] * 100 + d[:, 8] * 10 + d[:, 9]
+    reason[(reason == 0) & (individual < 2)] = _R[hetu.RESERVED]
+    number = (day.astype(np.int64) * 10_000_000 + month * 100_000 + (d[:, 4] * 10 + d[:, 5]) * 1000
+              + individual)
+    expected = _CHECK[np.clip(number % 31, 0, 30)]
+    reason[(reason == 0) & (expected != b[:, 10])] = _R[hetu.BAD_CHECK]
+    return reason, year, individual
+
+
+def _decode(codes: np.ndarray, labels: dict[int, str | None]) -> pa.Array:
+    """Small-integer codes to strings through an Arrow dictionary (no Python objects per row)."""
+    keys = sorted(labels)
+    dictionary = pa.array([labels[k] or "" for k in keys], pa.string())
+    position = np.searchsorted(keys, codes)
+    null = np.array([labels.get(k) is None for k in keys])[np.clip(position, 0, len(keys) - 1)]
+    null |= ~np.isin(codes, keys)
+    indices = pa.array(np.clip(position, 0, len(keys) - 1).astype(np.int32), mask=null)
+    return pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.string())
+
+
+def _hash_all(key: PseudonymKey, codes: pa.Array) -> pa.Array:
+    """Hex HMAC-SHA256 of each (distinct, valid) code, from pre-keyed states."""
+    inner0, outer0 = key.hash_states()
+    inner_copy, outer_copy = inner0.copy, outer0.copy
+
+    def one(code: bytes) -> bytes:
+        inner = inner_copy()
+        inner.update(code)
+        outer = outer_copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    hexed = b"".join(map(one, codes.cast(pa.binary()).to_pylist())).hex().encode("ascii")
+    offsets = pa.py_buffer((np.arange(len(codes) + 1, dtype=np.int32) * 64).tobytes())
+    return pa.StringArray.from_buffers(len(codes), offsets, pa.py_buffer(hexed))
+
+
+def pseudonymize_column(codes, key: PseudonymKey) -> pa.Table:
+    """Pseudonym, birth year, sex, temporary flag and error reason for each raw code.
+
+    ``codes`` is an Arrow array / chunked array, a pandas Series or a list of raw
+    codes (nulls allowed). Row *i* of the result belongs to code *i*. Invalid codes
+    get ``id_error`` and null elsewhere; they are never hashed.
+    """
+    raw = _as_string_array(codes)
+    normalized = pc.utf8_upper(pc.utf8_trim_whitespace(raw))
+    encoded = normalized.dictionary_encode()
+    distinct: pa.Array = encoded.dictionary
+    indices = encoded.indices
+    m = len(distinct)
+
+    reason = np.full(m, _R[hetu.BAD_LENGTH], dtype=np.int8)
+    year = np.zeros(m, dtype=np.int16)
+    individual = np.zeros(m, dtype=np.int32)
+    lengths = pc.binary_length(distinct).to_numpy(zero_copy_only=False)
+    reason[lengths == 0] = _R[hetu.MISSING]
+    eleven = np.flatnonzero(lengths == 11)
+    if len(eleven):
+        r, y, ind = _check_fixed(_fixed_bytes(distinct if len(eleven) == m else distinct.take(pa.array(eleven))))
+        reason[eleven], year[eleven], individual[eleven] = r, y, ind
+
+    valid = reason == 0
+    valid_idx = np.flatnonzero(valid)
+    if len(valid_idx) == m:  # the common case: skip the subset and spread-back takes
+        pseudonym_col = _hash_all(key, distinct)
+    else:
+        hashed = _hash_all(key, distinct.take(pa.array(valid_idx)))
+        positions = np.zeros(m, dtype=np.int64)
+        positions[valid_idx] = np.arange(len(valid_idx))
+        pseudonym_col = hashed.take(pa.array(positions, mask=~valid))  # null where invalid
+
+    # Per-distinct columns, then one take to spread them back to rows.
+    sex_code = np.where(valid, individual % 2, -1)  # 1 = M, 0 = F
+    by_distinct = pa.table({
+        "pseudonym": pseudonym_col,
+        "birth_year": pa.array(year, type=pa.int16(), mask=~valid),
+        "sex": _decode(sex_code, {1: "M", 0: "F"}),
+        "temporary_id": pa.array(individual >= 900, type=pa.bool_(), mask=~valid),
+        "id_error": _decode(reason.astype(np.int32), dict(enumerate(_REASONS))),
+    }, schema=RESULT_SCHEMA)
+    # Null raw codes have a null index: point them at a "missing" row appended at the end.
+    missing_row = pa.table({
+        "pseudonym": pa.array([None], pa.string()), "birth_year": pa.array([None], pa.int16()),
+        "sex": pa.array([None], pa.string()), "temporary_id": pa.array([None], pa.bool_()),
+        "id_error": pa.array([hetu.MISSING], pa.string()),
+    }, schema=RESULT_SCHEMA)
+    by_distinct = pa.concat_tables([by_distinct, missing_row]).combine_chunks()
+    take_idx = pc.fill_null(indices, m)
+    return by_distinct.take(take_idx)
