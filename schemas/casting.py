@@ -183,3 +183,20 @@ def cast_and_validate(contract: Contract, table: pa.Table, con: duckdb.DuckDBPyC
         con.unregister("delivery_rows")
         con.execute("DROP TABLE IF EXISTS checked; DROP TABLE IF EXISTS deduped")
     return loaded, quarantined
+
+
+DUCKDB_TYPES = {"text": "VARCHAR", "code": "VARCHAR", "municipality": "VARCHAR", "date": "DATE",
+                "month": "DATE", "integer": "BIGINT", "cents": "DECIMAL(14, 2)", "decimal": "DOUBLE",
+                "boolean": "BOOLEAN"}
+
+
+def staging_columns(contract: Contract) -> list[tuple[str, str]]:
+    """(name, DuckDB type) of a partner's staged rows, also when no delivery exists yet."""
+    cols = [("pseudonym", "VARCHAR"), ("birth_year", "SMALLINT"), ("sex", "VARCHAR"),
+            ("temporary_id", "BOOLEAN")]
+    cols += [(c.target, DUCKDB_TYPES[c.type]) for c in contract.data_columns]
+    cols += [("source_line", "BIGINT")]
+    if contract.consent:
+        cols += [("erasure_token", "VARCHAR")]
+    cols += [("delivery_period", "VARCHAR")]
+    return cols

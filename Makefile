@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test ui bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## synthetic landing zone + key + full build into ./data
+	$(BIN)/tyokyky demo --data data
+
+test: $(STAMP)  ## the whole suite (unit, integration through Dagster, notebooks)
+	$(BIN)/python -m pytest -q
+
+ui: $(STAMP)  ## the Dagster UI on the project, with the demo's run history
+	mkdir -p data/.dagster && cp -n dagster.yaml data/.dagster/dagster.yaml || true
+	DAGSTER_HOME=$(CURDIR)/data/.dagster TYOKYKY_DATA=$${TYOKYKY_DATA:-$(CURDIR)/data} \
+	TYOKYKY_KEY_FILE=$${TYOKYKY_KEY_FILE:-$(CURDIR)/data/keys/demo.key} \
+	$(BIN)/dagster dev -m pipelines.definitions
+
+bench: $(STAMP)  ## national-scale benchmark (BENCHMARKS.md); PERSONS="10000 100000" to choose
+	$(BIN)/tyokyky bench --persons $${PERSONS:-10000 100000}
+
+clean:
+	rm -rf data .pytest_cache

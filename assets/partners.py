@@ -1,0 +1,83 @@
+"""One Dagster asset per partner, partitioned by delivery period (dynamic partitions).
+
+Thin: each partition is staged by :func:`assets.staging.stage_delivery`. A run may
+cover a range of periods (single-run backfill); unchanged deliveries are skipped by
+content hash, so re-running a range is cheap and history stays backfillable.
+"""
+
+from dagster import (AssetExecutionContext, AssetKey, AssetObservation, AssetsDefinition, BackfillPolicy,
+                     DynamicPartitionsDefinition, MaterializeResult, MetadataValue, asset)
+
+from assets import landing, staging
+from pipelines.resources import TyokykyResource
+from schemas import Contract, load_contracts
+
+
+def partitions_for(partner: str) -> DynamicPartitionsDefinition:
+    return DynamicPartitionsDefinition(name=f"{partner}_deliveries")
+
+
+def stage_periods(resource: TyokykyResource, contract: Contract, periods: list, log=None) -> list:
+    """Stage the given periods of one partner; a summary per period (counts, never identifiers)."""
+    settings = resource.settings
+    key = resource.key()
+    staging.check_key(settings.staging, key)
+    out = []
+    for period in periods:
+        delivery = landing.scan_partner(settings.landing, contract, period)
+        if delivery is None:
+            out.append({"period": period, "status": "absent", "note": "no delivery folder; staging kept"})
+            continue
+        if not staging.needs_staging(settings.staging, delivery, contract, key):
+            out.append({"period": period, "status": "unchanged"})
+            continue
+        attempt = staging.stage_delivery(settings.staging, delivery, contract, key)
+        summary = {"period": period, "status": attempt.status, "file": attempt.file,
+                   "rows_read": attempt.rows_read, "rows_loaded": attempt.rows_loaded,
+                   "rows_quarantined": attempt.rows_quarantined, "reason": attempt.reason}
+        if log:
+            if attempt.status == "rejected":
+                log.warning(f"{contract.partner} {period}: delivery {attempt.file or '(none)'} rejected: {attempt.reason}")
+            else:
+                log.info(f"{contract.partner} {period}: {attempt.rows_loaded} rows loaded, "
+                         f"{attempt.rows_quarantined} quarantined")
+        out.append(summary)
+    return out
+
+
+def partner_asset(contract: Contract) -> AssetsDefinition:
+    @asset(
+        name=contract.partner,
+        key_prefix=["staging"],
+        group_name="staging",
+        partitions_def=partitions_for(contract.partner),
+        backfill_policy=BackfillPolicy.single_run(),
+        description=f"{contract.description}: deliveries read, pseudonymised and validated into "
+                    f"Parquet per period (contract schemas/{contract.partner}.yaml).",
+        kinds={"parquet"},
+        metadata={"contract": f"schemas/{contract.partner}.yaml", "delivery": contract.delivery},
+    )
+    def _stage(context: AssetExecutionContext, tyokyky: TyokykyResource) -> MaterializeResult:
+        summaries = stage_periods(tyokyky, contract, list(context.partition_keys), context.log)
+        for s in summaries:
+            context.log_event(AssetObservation(
+                asset_key=context.asset_key, partition=s["period"],
+                metadata={k: v for k, v in s.items() if v is not None and k != "period"}))
+        staged = [s for s in summaries if s["status"] in ("loaded", "rejected")]
+        return MaterializeResult(metadata={
+            "periods_staged": len(staged),
+            "periods_unchanged": sum(s["status"] == "unchanged" for s in summaries),
+            "deliveries_rejected": sum(s["status"] == "rejected" for s in summaries),
+            "rows_loaded": sum(s.get("rows_loaded") or 0 for s in staged),
+            "rows_quarantined": sum(s.get("rows_quarantined") or 0 for s in staged),
+            "staged": MetadataValue.json(staged),
+        })
+
+    return _stage
+
+
+PARTNER_ASSETS = [partner_asset(c) for c in load_contracts().values()]
+
+
+def partner_key(partner: str) -> AssetKey:
+    return AssetKey(["staging", partner])

@@ -1,0 +1,17 @@
+"""The steering-group PDF report as a Dagster asset (downstream of the indicators)."""
+
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+
+from assets.warehouse import IND_KEY
+from pipelines.resources import TyokykyResource
+
+
+@asset(key=AssetKey("steering_report"), deps=[IND_KEY], group_name="reports", kinds={"pdf"},
+       description="Finnish steering-group report (PDF), small cells suppressed.")
+def steering_report(context: AssetExecutionContext, tyokyky: TyokykyResource) -> MaterializeResult:
+    from reports.steering import build_report
+
+    s = tyokyky.settings
+    result = build_report(s.kb_path, s.reports)
+    context.log.info(f"report written: {result.path.name}")
+    return MaterializeResult(metadata={"path": MetadataValue.path(str(result.path)), "pages": result.pages})

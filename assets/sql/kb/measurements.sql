@@ -1,0 +1,5 @@
+-- kb.measurements: functional-capacity measurements.
+CREATE TABLE kb.measurements AS
+SELECT pseudonym, measured_on, instrument, phase, value::DOUBLE AS value
+FROM stg_mittarit
+ORDER BY pseudonym, measured_on, instrument;

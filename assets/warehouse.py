@@ -1,0 +1,47 @@
+"""The knowledge base and its indicators as Dagster assets (one atomic build)."""
+
+from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetKey,
+                     AssetSpec, MaterializeResult, MetadataValue, multi_asset)
+
+from assets import knowledge_base
+from assets.partners import PARTNER_ASSETS
+from pipelines.resources import TyokykyResource
+
+KB_KEY = AssetKey("knowledge_base")
+IND_KEY = AssetKey("indicators")
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(KB_KEY, deps=[a.key for a in PARTNER_ASSETS], group_name="knowledge_base", kinds={"duckdb"},
+                  description="DuckDB schema kb: latest record versions, consent applied (spec/knowledge-base.md)."),
+        AssetSpec(IND_KEY, deps=[KB_KEY], group_name="knowledge_base", kinds={"duckdb", "sql"},
+                  description="DuckDB schema ind: one SQL view per indicator (assets/sql/ind/)."),
+    ],
+    check_specs=[AssetCheckSpec("contract_views_answer", asset=IND_KEY, blocking=True,
+                                description="Every indicator of the evaluators' contract exists and answers.")],
+    pool="duckdb_writer",  # DuckDB allows one writer: builds never overlap
+)
+def knowledge_base_and_indicators(context: AssetExecutionContext, tyokyky: TyokykyResource):
+    """Build kb and ind into a new file and swap it in only when complete and checked."""
+    s = tyokyky.settings
+    key = tyokyky.key()
+    result = knowledge_base.build(s.staging, s.kb_path, tyokyky.contracts(), key.fingerprint,
+                                  knowledge_base.load_parameters(s.parameters_file))
+    context.log.info(f"knowledge base built: {result.clients} clients, as_of {result.as_of}")
+    yield MaterializeResult(asset_key=KB_KEY, metadata={
+        "path": MetadataValue.path(str(result.path)),
+        "as_of": str(result.as_of),
+        "clients": result.clients,
+        "programme_clients": result.programme_clients,
+        "awaiting_consent": result.awaiting_consent,
+        "withdrawn_erased": result.withdrawn_erased,
+        "rows_purged_after_withdrawal": result.purged_rows,
+        "key_fingerprint": key.short_fingerprint,
+        **{f"rows_{t}": n for t, n in result.tables.items()},
+    })
+    yield MaterializeResult(asset_key=IND_KEY, metadata={"views": len(knowledge_base.sql_files("ind"))})
+    # the build already refused to swap unless every contract view answered
+    yield AssetCheckResult(asset_key=IND_KEY, check_name="contract_views_answer", passed=True,
+                           severity=AssetCheckSeverity.ERROR,
+                           metadata={"views": ", ".join(knowledge_base.REQUIRED_VIEWS)})

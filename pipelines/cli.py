@@ -1,0 +1,167 @@
+"""The ``tyokyky`` command line.
+
+Every error a user can cause ends in one line on stderr (what, where, what to do) and a
+non-zero exit, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import warnings
+from pathlib import Path
+
+from pipelines.settings import Settings
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"tyokyky: {message}", file=sys.stderr)
+    return code
+
+
+def cmd_keygen(args) -> int:
+    from pseudonymize import KeyFileError, generate_secret_file
+
+    try:
+        path = generate_secret_file(args.out)
+    except KeyFileError as e:
+        return _fail(str(e))
+    except OSError as e:
+        return _fail(f"cannot write key file {args.out}: {e.strerror}")
+    print(f"wrote a new key to {path} (mode 0600); keep it out of the repository and back it up")
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from pipelines.synth import write_landing_zone
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        return _fail(f"{out} exists and is not empty: give a new folder to --out")
+    stats = write_landing_zone(out, persons=args.persons, seed=args.seed)
+    print(f"wrote a synthetic landing zone of {args.persons} persons to {out}: "
+          f"{stats['files']} deliveries, {stats['rows']} rows")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from pipelines.run import BuildStopped, run
+
+    settings = Settings.resolve(args.landing, args.data, args.key_file, getattr(args, "parameters", None))
+    try:
+        summary = run(settings)
+    except BuildStopped as e:
+        return _fail(str(e), 1)
+    for w in summary.warnings:
+        print(f"warning: {w}")
+    for r in summary.rejected:
+        print(f"rejected delivery: {r}")
+    print(f"knowledge base: {summary.kb_path}")
+    if summary.report:
+        print(f"report: {summary.report}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    data = Path(args.data or "data")
+    landing = data / "landing"
+    key_file = data / "keys" / "demo.key"
+    if not landing.exists():
+        args_synth = argparse.Namespace(out=landing, persons=args.persons, seed=args.seed)
+        if (code := cmd_synth(args_synth)):
+            return code
+    if not key_file.exists():
+        if (code := cmd_keygen(argparse.Namespace(out=key_file))):
+            return code
+    return cmd_run(argparse.Namespace(landing=landing, data=data, key_file=key_file))
+
+
+def cmd_query(args) -> int:
+    import duckdb
+
+    settings = Settings.resolve(data=args.data)
+    path = Path(args.database) if args.database else settings.kb_path
+    if not path.exists():
+        return _fail(f"no knowledge base at {path}: build one with 'tyokyky run' (or 'make demo')")
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as e:
+        return _fail(f"cannot open {path} read-only: {str(e).splitlines()[0]}")
+    try:
+        result = con.sql(args.sql)
+    except duckdb.Error as e:
+        return _fail(f"query failed: {str(e).splitlines()[0]}")
+    if result is None:
+        return 0
+    if args.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(result.columns)
+        for row in result.fetchall():
+            writer.writerow(row)
+    else:
+        result.show(max_rows=args.max_rows, max_width=200)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from benchmarks.bench import main as bench_main
+
+    return bench_main(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tyokyky", description="Pseudonymised analytics for work-ability programmes.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    k = sub.add_parser("keygen", help="write a new random pseudonymisation key (mode 0600)")
+    k.add_argument("--out", required=True, help="key file to create (never overwritten)")
+    k.set_defaults(func=cmd_keygen)
+
+    s = sub.add_parser("synth", help="write a synthetic landing zone that follows the partner spec")
+    s.add_argument("--out", required=True)
+    s.add_argument("--persons", type=int, default=2000)
+    s.add_argument("--seed", type=int, default=1)
+    s.set_defaults(func=cmd_synth)
+
+    r = sub.add_parser("run", help="materialise every asset through Dagster")
+    r.add_argument("--landing", help="landing zone (env TYOKYKY_LANDING; default DATA/landing)")
+    r.add_argument("--data", help="data directory (env TYOKYKY_DATA; default ./data)")
+    r.add_argument("--key-file", help="pseudonymisation key (env TYOKYKY_KEY_FILE)")
+    r.add_argument("--parameters", help="scenario parameters YAML (env TYOKYKY_PARAMETERS)")
+    r.set_defaults(func=cmd_run)
+
+    d = sub.add_parser("demo", help="synth + keygen + run into ./data, for a first look")
+    d.add_argument("--data", help="data directory (default ./data)")
+    d.add_argument("--persons", type=int, default=2000)
+    d.add_argument("--seed", type=int, default=1)
+    d.set_defaults(func=cmd_demo)
+
+    q = sub.add_parser("query", help="run SQL on the knowledge base, read-only")
+    q.add_argument("sql")
+    q.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    q.add_argument("--data", help="data directory (env TYOKYKY_DATA; default ./data)")
+    q.add_argument("--database", help="a knowledge-base file (default DATA/tyokyky.duckdb)")
+    q.add_argument("--max-rows", type=int, default=100)
+    q.set_defaults(func=cmd_query)
+
+    b = sub.add_parser("bench", help="national-scale benchmark (see BENCHMARKS.md)")
+    b.add_argument("--persons", type=int, nargs="+", default=[10_000])
+    b.add_argument("--work", default="bench-work", help="scratch folder (deleted per size)")
+    b.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    b.add_argument("--pm4py", action="store_true", help="also time pm4py's discover_dfg (bench extra)")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    warnings.filterwarnings("ignore", module="dagster")  # beta/preview notices, not for users
+    warnings.filterwarnings("ignore", category=UserWarning)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

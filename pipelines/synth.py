@@ -1,0 +1,420 @@
+"""A synthetic landing zone that follows the partner spec, messiness included.
+
+Simulates a region's population over 2019–2022 — TE status spells, Kela benefits with
+municipal shares, referrals to TTK, IPS coaching with placements, TYP, municipal
+services, measurements and consents — and writes all eight partner deliveries
+exactly as ``spec/partner-exports.md`` describes, one folder per partner and month.
+
+Everything is vectorised (NumPy arrays, Arrow string kernels); a delivery file is
+written as one slice of an Arrow buffer, so a million persons take minutes. Every
+identity code is synthetic (valid check character, random birth date): no real person.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pseudonymize.hetu import CHECK_CHARACTERS
+
+START = np.datetime64("2019-01-01")
+END = np.datetime64("2022-12-31")
+FIRST_DELIVERY = np.datetime64("2020-01", "M")
+LAST_DELIVERY = np.datetime64("2022-12", "M")
+MUNICIPALITIES = {  # Keski-Uusimaa, South Karelia, Rovaniemi–Kemijärvi and neighbours
+    "186": "Järvenpää", "245": "Kerava", "505": "Mäntsälä", "543": "Nurmijärvi", "611": "Pornainen",
+    "858": "Tuusula", "405": "Lappeenranta", "153": "Imatra", "698": "Rovaniemi", "320": "Kemijärvi",
+    "092": "Vantaa", "091": "Helsinki",
+}
+TE_STATUSES = np.array(["01", "02", "03", "10", "11", "12", "13", "14", "15"])
+
+
+# ---------------------------------------------------------------- small vectorised helpers
+def _s(values) -> pa.Array:
+    return pa.array(values, pa.string()) if not isinstance(values, pa.Array) else values
+
+
+def join(*parts, sep: str = "") -> pa.Array:
+    """Element-wise concatenation of string arrays and scalars (nulls become '')."""
+    arrays = [p if isinstance(p, (pa.Array, pa.ChunkedArray)) else pa.scalar(str(p)) for p in parts]
+    arrays = [pc.fill_null(a, "") if isinstance(a, (pa.Array, pa.ChunkedArray)) else a for a in arrays]
+    return pc.binary_join_element_wise(*arrays, sep)
+
+
+def iso(days: np.ndarray) -> pa.Array:
+    """datetime64[D] (NaT = null) -> 'yyyy-mm-dd'."""
+    arr = pa.array(days.astype("datetime64[D]"), pa.date32(), mask=np.isnat(days))
+    return pc.strftime(arr, format="%Y-%m-%d")
+
+
+def fi(days: np.ndarray) -> pa.Array:
+    """datetime64[D] -> 'd.m.yyyy' (no leading zeros), null for NaT."""
+    arr = pa.array(days.astype("datetime64[D]"), pa.date32(), mask=np.isnat(days))
+    text = join(pc.cast(pc.day(arr), pa.string()), ".", pc.cast(pc.month(arr), pa.string()), ".",
+                pc.cast(pc.year(arr), pa.string()))
+    return pc.if_else(pc.is_null(arr), pa.scalar(None, pa.string()), text)
+
+
+def _index_of(values: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Position of each item in ``values`` (all items are present)."""
+    order = np.argsort(values)
+    return order[np.searchsorted(values, items, sorter=order)]
+
+
+def month_of(days: np.ndarray) -> np.ndarray:
+    return days.astype("datetime64[M]")
+
+
+def delivery_month(created: np.ndarray) -> np.ndarray:
+    """Records created before the first delivery arrive in it; later ones in their month."""
+    return np.maximum(month_of(created), FIRST_DELIVERY)
+
+
+# ---------------------------------------------------------------- persons
+def make_codes(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n distinct valid identity codes, their birth dates and individual numbers."""
+    births = np.array([], dtype="datetime64[D]")
+    codes = np.array([], dtype="U11")
+    individuals = np.array([], dtype=np.int64)
+    while len(codes) < n:
+        m = int((n - len(codes)) * 1.05) + 10
+        b = np.datetime64("1957-01-01") + rng.integers(0, 365 * 47, m).astype("timedelta64[D]")
+        ind = rng.integers(2, 900, m)
+        ind[rng.random(m) < 0.004] = rng.integers(900, 1000)  # a few temporary codes
+        y = b.astype("datetime64[Y]").astype(int) + 1970
+        mo = b.astype("datetime64[M]").astype(int) % 12 + 1
+        d = (b - b.astype("datetime64[M]").astype("datetime64[D]")).astype(int) + 1
+        yy = y % 100
+        century = np.where(y >= 2000, "A", "-")
+        new_signs = rng.random(m) < 0.03  # the 2023 century signs, in use since
+        century = np.where(new_signs, np.where(y >= 2000, "B", "Y"), century)
+        number = d * 10_000_000 + mo * 100_000 + yy * 1000 + ind
+        check = np.array(list(CHECK_CHARACTERS))[number % 31]
+        c = np.char.add(np.char.add(np.char.add(np.char.zfill(d.astype(str), 2), np.char.zfill(mo.astype(str), 2)),
+                                    np.char.zfill(yy.astype(str), 2)), century)
+        c = np.char.add(np.char.add(c, np.char.zfill(ind.astype(str), 3)), check)
+        codes = np.concatenate([codes, c])
+        births = np.concatenate([births, b])
+        individuals = np.concatenate([individuals, ind])
+        codes, first = np.unique(codes, return_index=True)
+        births, individuals = births[first], individuals[first]
+    order = rng.permutation(len(codes))[:n]
+    return codes[order], births[order], individuals[order]
+
+
+def sloppy(rng: np.random.Generator, codes: pa.Array, share: float = 0.02) -> pa.Array:
+    """Partners' sloppiness: some codes lowercase or padded with spaces (still valid)."""
+    r = rng.random(len(codes))
+    lower = pa.array(r < share / 2)
+    padded = pa.array((r >= share / 2) & (r < share))
+    out = pc.if_else(lower, pc.utf8_lower(codes), codes)
+    return pc.if_else(padded, join(" ", out, " "), out)
+
+
+def corrupt(rng: np.random.Generator, codes: pa.Array, share: float) -> pa.Array:
+    """Some rows get an invalid code: a wrong check character, an unknown sign, an impossible date."""
+    n = len(codes)
+    r = rng.random(n)
+    kind = rng.integers(0, 3, n)
+    bad_check = join(pc.utf8_slice_codeunits(codes, 0, 10), "0")
+    bad_sign = join(pc.utf8_slice_codeunits(codes, 0, 6), "Q", pc.utf8_slice_codeunits(codes, 7, 11))
+    bad_date = join("3", pc.utf8_slice_codeunits(codes, 1, 2), "13", pc.utf8_slice_codeunits(codes, 4, 11))
+    # a check character that happens to be right ('0') stays valid: it is then not corrupted
+    replaced = pc.if_else(pa.array(kind == 0), bad_check, pc.if_else(pa.array(kind == 1), bad_sign, bad_date))
+    return pc.if_else(pa.array(r < share), replaced, codes)
+
+
+# ---------------------------------------------------------------- writing
+def _write_partner(root: Path, partner: str, name: str, periods: np.ndarray, lines: pa.Array, header: str,
+                   encoding: str = "utf-8", bom: bool = False, newline: str = "\n", kela: bool = False) -> int:
+    """Write one file per delivery period: header + the period's lines (one buffer slice)."""
+    if len(lines) == 0:
+        return 0
+    order = np.argsort(periods, kind="stable")
+    periods = periods[order]
+    lines = join(lines.take(pa.array(order)), newline).cast(pa.binary())
+    lines = pa.concat_arrays([lines])
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1)
+    data = lines.buffers()[2]
+    uniq, starts = np.unique(periods, return_index=True)
+    ends = np.append(starts[1:], len(periods))
+    written = 0
+    for period, a, b in zip(uniq, starts, ends):
+        label = str(period)  # YYYY-MM
+        folder = root / partner / label
+        folder.mkdir(parents=True, exist_ok=True)
+        body = data[offsets[a]:offsets[b]].to_pybytes()
+        stamp = label.replace("-", "")
+        head = header.format(period=stamp)
+        if kela:
+            created = (np.datetime64(label, "M") + 1).astype("datetime64[D]") - 1
+            content = (f"ALKU{stamp}{str(created).replace('-', '')}\r\n").encode("latin-1") + body + \
+                      f"LOPPU{b - a:09d}\r\n".encode("latin-1")
+        else:
+            content = (head + newline).encode("utf-8") + body
+            if encoding != "utf-8":
+                content = content.decode("utf-8").encode(encoding)
+            if bom:
+                content = b"\xef\xbb\xbf" + content
+        (folder / name.format(period=stamp)).write_bytes(content)
+        written += 1
+    return written
+
+
+def _updates(created: np.ndarray, ended: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Versions of records: (row index, delivery month). A record is delivered when created,
+    and again, with its end filled in, in the month it ended (if later and delivered)."""
+    first = delivery_month(created)
+    end_month = np.where(np.isnat(ended), LAST_DELIVERY + 1, month_of(np.where(np.isnat(ended), END, ended)))
+    again = (end_month > first) & (end_month <= LAST_DELIVERY)
+    idx = np.concatenate([np.arange(len(created)), np.flatnonzero(again)])
+    when = np.concatenate([first, end_month[again]])
+    final = np.concatenate([~again, np.ones(again.sum(), bool)])  # the version that carries the end
+    return idx, when, final
+
+
+# ---------------------------------------------------------------- the simulation
+def write_landing_zone(out: Path, persons: int = 2000, seed: int = 1) -> dict:
+    rng = np.random.default_rng(seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    n = persons
+    codes_np, births, individuals = make_codes(rng, n)
+    codes = pa.array(codes_np.tolist(), pa.string())
+    mun_codes = np.array(list(MUNICIPALITIES))
+    home = mun_codes[rng.integers(0, len(mun_codes), n)]
+    stats = {"files": 0, "rows": 0}
+
+    # programme: referrals to TTK in 2021–2022 for ~15 %, coaching for some of them
+    programme = rng.random(n) < 0.15
+    p_idx = np.flatnonzero(programme)
+    referral = np.datetime64("2021-01-01") + rng.integers(0, 690, len(p_idx)).astype("timedelta64[D]")
+    ttk_start = referral + rng.integers(5, 90, len(p_idx)).astype("timedelta64[D]")
+    started = ttk_start <= END  # a referral whose episode would start after 2022 is not a client yet
+    p_idx, referral, ttk_start = p_idx[started], referral[started], ttk_start[started]
+    ttk_end = ttk_start + rng.integers(40, 320, len(p_idx)).astype("timedelta64[D]")
+    ttk_end = np.where(ttk_end > END, np.datetime64("NaT"), ttk_end)
+    index_date = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+    index_date[p_idx] = ttk_start
+
+    # ---- TE status spells, 2019 → 2022; after the index date employment is likelier
+    k = 10
+    durations = rng.exponential(150, (n, k)).astype(int) + 14
+    starts = START + np.concatenate([np.zeros((n, 1), int), np.cumsum(durations, axis=1)[:, :-1]], axis=1)
+    starts = starts.astype("datetime64[D]")
+    ends = starts + (durations - 1).astype("timedelta64[D]")
+    after = ~np.isnat(index_date)[:, None] & (starts >= index_date[:, None])
+    u = rng.random((n, k))
+    base = np.select([u < 0.55, u < 0.60, u < 0.62, u < 0.67, u < 0.82, u < 0.90, u < 0.94, u < 0.97],
+                     [0, 1, 2, 3, 4, 5, 6, 7], 8)
+    boosted = np.select([u < 0.35, u < 0.45, u < 0.75, u < 0.88], [0, 3, 4, 5], 6)
+    status = TE_STATUSES[np.where(after, boosted, base)]
+    status[:, 0] = "01"  # long-term unemployed at the start
+    keep = starts <= END
+    ongoing = keep & (ends > END)
+    person = np.repeat(np.arange(n), k).reshape(n, k)[keep]
+    s_start, s_end, s_status = starts[keep], ends[keep], status[keep]
+    s_end = np.where(ongoing[keep], np.datetime64("NaT"), s_end)
+    overlap = rng.random(len(s_start)) < 0.01  # occasional overlapping spells
+    shift = np.zeros(len(s_start), bool)
+    shift[1:] = overlap[1:] & (person[1:] == person[:-1])
+    s_start = np.where(shift, s_start - np.timedelta64(10, "D"), s_start)
+    idx, when, final = _updates(s_start, s_end)
+    te_codes = corrupt(rng, sloppy(rng, codes.take(pa.array(person[idx]))), 0.01)
+    spell_end = np.where(final, s_end[idx], np.datetime64("NaT"))
+    mun = home[person[idx]]
+    names = np.array([MUNICIPALITIES[m] for m in mun_codes])  # a dozen names, looked up by index
+    lines = join(te_codes, _s(mun), _s(s_status[idx]), iso(s_start[idx]), iso(spell_end),
+                 _s(names[_index_of(mun_codes, mun)]), sep=";")
+    stats["files"] += _write_partner(out, "te", "te_tilat_{period}.csv", when, lines,
+                                     "HETU;KUNTA;TILA;ALKUPVM;LOPPUPVM;KUNTANIMI", encoding="iso-8859-1")
+    stats["rows"] += len(lines)
+
+    # ---- Kela: monthly TMTU while unemployed (status 01/02), TOTU for some
+    months = np.arange(np.datetime64("2019-01", "M"), LAST_DELIVERY + 1)
+    spell_months_start = month_of(s_start)
+    spell_months_end = month_of(np.where(np.isnat(s_end), END, s_end))
+    unemployed = np.isin(s_status, ["01", "02"])
+    span = (spell_months_end - spell_months_start).astype(int) + 1
+    rep = np.repeat(np.flatnonzero(unemployed), span[unemployed])
+    offset = np.arange(len(rep)) - np.repeat(np.cumsum(span[unemployed]) - span[unemployed], span[unemployed])
+    b_person = person[rep]
+    b_month = spell_months_start[rep] + offset.astype("timedelta64[M]")
+    # one payment per person and month
+    key = b_person.astype(np.int64) * 1000 + (b_month - months[0]).astype(int)
+    key, first = np.unique(key, return_index=True)
+    b_person, b_month = b_person[first], b_month[first]
+    days = rng.integers(15, 23, len(b_person))
+    paid = days * rng.integers(3300, 3800, len(b_person))
+    share = (paid * rng.choice([0.5, 0.7], len(b_person))).astype(np.int64)
+    totu = rng.random(n) < 0.3
+    t_rows = np.flatnonzero(totu[b_person] & (rng.random(len(b_person)) < 0.6))
+    b_person = np.concatenate([b_person, b_person[t_rows]])
+    b_month = np.concatenate([b_month, b_month[t_rows]])
+    benefit = np.concatenate([np.full(len(paid), "TMTU"), np.full(len(t_rows), "TOTU")])
+    tpaid = rng.integers(5000, 60000, len(t_rows))
+    days = np.concatenate([days, np.zeros(len(t_rows), int)])
+    share = np.concatenate([share, tpaid // 2])
+    paid = np.concatenate([paid, tpaid])
+    yyyymm = (b_month.astype("datetime64[Y]").astype(int) + 1970) * 100 + b_month.astype(int) % 12 + 1
+    lines = join(codes.take(pa.array(b_person)), _s(yyyymm.astype(str)), _s(np.char.ljust(benefit.astype(str), 4)),
+                 _s(np.char.zfill(days.astype(str), 3)), _s(np.char.zfill(paid.astype(str), 10)),
+                 _s(np.char.zfill(share.astype(str), 10)))
+    stats["files"] += _write_partner(out, "kela", "kela_etuudet_{period}.txt", delivery_month(b_month.astype("datetime64[D]")),
+                                     lines, "", newline="\r\n", kela=True)
+    stats["rows"] += len(lines)
+
+    # ---- TTK episodes
+    ttk_idx, ttk_when, ttk_final = _updates(ttk_start, ttk_end)
+    end_r = np.array(["TYO", "KOULUTUS", "KUNTOUTUS", "ELAKE", "MUU_PALVELU", "KESKEYTYS", "MUU"])
+    reasons = end_r[rng.integers(0, len(end_r), len(p_idx))]
+    referrers = np.array(["TE", "TYP", "SOSIAALI", "TERVEYS", "KUNTA", "KELA", "OMA"])[rng.integers(0, 7, len(p_idx))]
+    roles = np.array(["SOSIAALIOHJAAJA", "TERVEYDENHOITAJA", "TOIMINTATERAPEUTTI", "FYSIOTERAPEUTTI",
+                      "LAAKARI"])[rng.integers(0, 5, len(p_idx))]
+    end_v = np.where(ttk_final, ttk_end[ttk_idx], np.datetime64("NaT"))
+    mun = home[p_idx[ttk_idx]]
+    mun = np.where((rng.random(len(mun)) < 0.3), np.char.lstrip(mun.astype(str), "0"), mun)  # '91' for '091'
+    lines = join(corrupt(rng, sloppy(rng, codes.take(pa.array(p_idx[ttk_idx]))), 0.01), _s(mun),
+                 _s(referrers[ttk_idx]), fi(referral[ttk_idx]), fi(ttk_start[ttk_idx]), fi(end_v),
+                 pc.if_else(pa.array(np.isnat(end_v)), pa.scalar(None, pa.string()), _s(reasons[ttk_idx])),
+                 _s(roles[ttk_idx]), sep=";")
+    stats["files"] += _write_partner(out, "ttk", "ttk_jaksot_{period}.csv", ttk_when, lines,
+                                     "henkilotunnus;kuntakoodi;lahettava_taho;lahete_pvm;alkupvm;loppupvm;"
+                                     "paattymissyy;vastuutyontekija", bom=True)
+    stats["rows"] += len(lines)
+
+    # ---- measurements for TTK clients: ALKU near start, LOPPU near the end
+    m_person, m_day, m_inst, m_phase, m_val = [], [], [], [], []
+    ranges = {"TKI": (0, 10, 0), "WHODAS12": (0, 100, 1), "PHQ9": (0, 27, 0), "AUDIT": (0, 40, 0)}
+    for inst, (lo, hi, dec) in ranges.items():
+        has = rng.random(len(p_idx)) < (0.8 if inst == "TKI" else 0.5)
+        base_v = rng.uniform(lo, hi, len(p_idx))
+        for phase, day, ok in (("ALKU", ttk_start + 3, has),
+                               ("LOPPU", np.where(np.isnat(ttk_end), ttk_start, ttk_end) - 2, has & ~np.isnat(ttk_end))):
+            delta = 0 if phase == "ALKU" else rng.normal(0.1 * (hi - lo) * (1 if inst == "TKI" else -1), 0.1 * (hi - lo), len(p_idx))
+            v = np.clip(np.round(base_v + delta, dec), lo, hi)
+            m_person.append(p_idx[ok]); m_day.append(day[ok]); m_inst.append(np.full(ok.sum(), inst))
+            m_phase.append(np.full(ok.sum(), phase)); m_val.append(v[ok])
+    m_person, m_day = np.concatenate(m_person), np.concatenate(m_day)
+    m_vals = np.concatenate(m_val)
+    whole = np.isclose(m_vals, np.round(m_vals))
+    m_text = np.where(whole, np.round(m_vals).astype(int).astype(str),
+                      np.char.replace(np.round(m_vals, 1).astype(str), ".", ","))  # decimal comma
+    lines = join(codes.take(pa.array(m_person)), fi(m_day), _s(np.concatenate(m_inst)), _s(np.concatenate(m_phase)),
+                 _s(m_text), sep=";")
+    stats["files"] += _write_partner(out, "mittarit", "mittaukset_{period}.csv", delivery_month(m_day), lines,
+                                     "henkilotunnus;mittauspvm;mittari;vaihe;arvo", bom=True)
+    stats["rows"] += len(lines)
+
+    # ---- IPS coaching for ~45 % of TTK clients, starting after TTK start
+    coached = rng.random(len(p_idx)) < 0.45
+    c_person = p_idx[coached]
+    c_start = ttk_start[coached] + rng.integers(20, 200, coached.sum()).astype("timedelta64[D]")
+    ok = c_start <= END
+    c_person, c_start = c_person[ok], c_start[ok]
+    c_end = c_start + rng.integers(60, 400, len(c_start)).astype("timedelta64[D]")
+    c_end = np.where(c_end > END, np.datetime64("NaT"), c_end)
+    placed = rng.random(len(c_start)) < 0.45
+    placement = np.where(placed, c_start + rng.integers(10, 300, len(c_start)).astype("timedelta64[D]"), np.datetime64("NaT"))
+    placement = np.where(placement > END, np.datetime64("NaT"), placement)
+    ctype = np.array(["Avoin", "Palkkatuki", "Oppisopimus", "Työkokeilu"])[rng.integers(0, 4, len(c_start))]
+    hours = rng.choice(["20", "30", "37,5"], len(c_start))
+    industry = np.array(list("ABCDEFGHIJKLMNOPQRSTU"))[rng.integers(0, 21, len(c_start))]
+    v_idx, v_when, v_final = _updates(c_start, c_end)
+    _write_coaching(out, rng, codes_np, c_person, c_start, c_end, placement, ctype, hours, industry,
+                    v_idx, v_when, v_final, stats)
+
+    # ---- TYP (JSON lines) and municipal services (quoted CSV)
+    typ = rng.random(n) < 0.12
+    t_person = np.flatnonzero(typ)
+    t_start = START + rng.integers(-200, 1400, len(t_person)).astype("timedelta64[D]")
+    t_end = t_start + rng.integers(60, 500, len(t_person)).astype("timedelta64[D]")
+    t_end = np.where(t_end > END, np.datetime64("NaT"), t_end)
+    ok = t_start <= END
+    t_person, t_start, t_end = t_person[ok], t_start[ok], t_end[ok]
+    i, when, final = _updates(t_start, t_end)
+    end_v = np.where(final, t_end[i], np.datetime64("NaT"))
+    plan = np.where(rng.random(len(i)) < 0.6, "true", "false")
+    lines = join('{"hetu": "', codes.take(pa.array(t_person[i])), '", "kunta": "', _s(home[t_person[i]]),
+                 '", "alku": "', iso(t_start[i]), '", "loppu": ',
+                 pc.if_else(pa.array(np.isnat(end_v)), pa.scalar("null"), join('"', iso(end_v), '"')),
+                 ', "monialainen_suunnitelma": ', _s(plan), "}")
+    stats["files"] += _write_partner(out, "typ", "typ_{period}.jsonl", when, lines, "")
+    stats["rows"] += len(lines)
+
+    services = np.array(["KUNTOUTTAVA_TYOTOIMINTA", "TYOKOKEILU", "PALKKATUKI", "TYOHONVALMENNUS", "KOULUTUS",
+                         "SOSIAALINEN_KUNTOUTUS"])
+    kpers = np.flatnonzero(rng.random(n) < 0.18)
+    kpers = np.repeat(kpers, rng.integers(1, 4, len(kpers)))
+    k_start = START + rng.integers(-100, 1450, len(kpers)).astype("timedelta64[D]")
+    k_end = k_start + rng.integers(30, 300, len(kpers)).astype("timedelta64[D]")
+    k_end = np.where(k_end > END, np.datetime64("NaT"), k_end)
+    k_serv = services[rng.integers(0, len(services), len(kpers))]
+    ok = k_start <= END
+    kpers, k_start, k_end, k_serv = kpers[ok], k_start[ok], k_end[ok], k_serv[ok]
+    uniq = np.unique(np.char.add(np.char.add(kpers.astype(str), k_serv), k_start.astype(str)), return_index=True)[1]
+    kpers, k_start, k_end, k_serv = kpers[uniq], k_start[uniq], k_end[uniq], k_serv[uniq]
+    i, when, final = _updates(k_start, k_end)
+    end_v = np.where(final, k_end[i], np.datetime64("NaT"))
+    q = '"'
+    lines = join(q, corrupt(rng, codes.take(pa.array(kpers[i])), 0.02), q, ",", q, _s(home[kpers[i]]), q, ",",
+                 q, _s(k_serv[i]), q, ",", q, iso(k_start[i]), q, ",",
+                 pc.if_else(pa.array(np.isnat(end_v)), pa.scalar(""), join(q, iso(end_v), q)))
+    stats["files"] += _write_partner(out, "kunta", "kunta_palvelut_{period}.csv", when, lines,
+                                     "hetu,kunta,palvelu,alkupvm,loppupvm")
+    stats["rows"] += len(lines)
+
+    # ---- consents: snapshots every half year; most programme clients consent, some withdraw,
+    # some never answer (held back until they do)
+    answered = rng.random(len(p_idx)) < 0.93
+    given = referral + rng.integers(0, 60, len(p_idx)).astype("timedelta64[D]")
+    withdrawn = np.where(answered & (rng.random(len(p_idx)) < 0.04),
+                         given + rng.integers(30, 400, len(p_idx)).astype("timedelta64[D]"), np.datetime64("NaT"))
+    for snapshot in ("2021-06", "2021-12", "2022-06", "2022-12"):
+        cut = (np.datetime64(snapshot, "M") + 1).astype("datetime64[D]") - 1
+        ok = answered & (given <= cut)
+        w = np.where(withdrawn <= cut, withdrawn, np.datetime64("NaT"))[ok]
+        lines = join(sloppy(rng, codes.take(pa.array(p_idx[ok])), 0.05), fi(given[ok]), fi(w), sep=";")
+        stats["files"] += _write_partner(out, "suostumukset", "suostumukset_{period}.csv",
+                                         np.full(len(lines), np.datetime64(snapshot, "M")), lines,
+                                         "henkilotunnus;suostumus_pvm;peruttu_pvm", bom=True)
+        stats["rows"] += len(lines)
+    return stats
+
+
+def _write_coaching(out, rng, codes_np, c_person, c_start, c_end, placement, ctype, hours, industry,
+                    v_idx, v_when, v_final, stats) -> None:
+    """valmennus_YYYYMM.xlsx, sheet Asiakkaat: Excel date cells, some dates typed as text."""
+    import openpyxl
+
+    for month in np.unique(v_when):
+        rows = np.flatnonzero(v_when == month)
+        wb = openpyxl.Workbook(write_only=True)
+        ws = wb.create_sheet("Asiakkaat")
+        ws.append(["Henkilötunnus", "Valmennus alkoi", "Valmennus päättyi", "Työllistymispäivä",
+                   "Työsuhteen tyyppi", "Työaika h/vko", "Toimiala"])
+        as_text = rng.random(len(rows)) < 0.15
+        for r, text in zip(rows, as_text):
+            j = v_idx[r]
+            final = v_final[r]
+
+            def cell(d):
+                if np.isnat(d):
+                    return None
+                day = d.astype(dt.date)
+                return f"{day.day}.{day.month}.{day.year}" if text else dt.datetime(day.year, day.month, day.day)
+
+            end = c_end[j] if final else np.datetime64("NaT")
+            place = placement[j] if (not np.isnat(placement[j]) and placement[j] <= (month + 1).astype("datetime64[D]") - 1) else np.datetime64("NaT")
+            has_job = not np.isnat(place)
+            hours_value = (float(hours[j].replace(",", ".")) if not text else hours[j]) if has_job else None
+            ws.append([codes_np[c_person[j]], cell(c_start[j]), cell(end), cell(place),
+                       ctype[j] if has_job else None, hours_value, industry[j] if has_job else None])
+        folder = out / "valmennus" / str(month)
+        folder.mkdir(parents=True, exist_ok=True)
+        wb.save(folder / f"valmennus_{str(month).replace('-', '')}.xlsx")
+        stats["files"] += 1
+        stats["rows"] += len(rows)

@@ -1,0 +1,457 @@
+"""The steering-group report: a Finnish A4 PDF drawn with matplotlib.
+
+Every number on every page — tables, chart labels and chart bars — passes through
+:class:`reports.suppression.Suppressor`; charts draw suppressed cells as empty.
+The report reads the knowledge base read-only and writes
+``<reports>/ohjausryhmaraportti_<as_of>.pdf``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
+
+from reports import formatting as fmt  # noqa: E402
+from reports.suppression import HIDDEN, Suppressor  # noqa: E402
+
+A4 = (8.27, 11.69)
+BLUE, TEAL, GREY, LIGHT, ORANGE = "#1f4e79", "#2a9d8f", "#6c757d", "#e9eef4", "#e76f51"
+SERVICE_NAMES = {
+    "TTK": "TTK-arviointi", "VALMENNUS": "IPS-valmennus", "TYP": "TYP",
+    "KUNTOUTTAVA_TYOTOIMINTA": "Kuntouttava työtoiminta", "TYOKOKEILU": "Työkokeilu",
+    "PALKKATUKI": "Palkkatuki", "TYOHONVALMENNUS": "Työhönvalmennus", "KOULUTUS": "Koulutus",
+    "SOSIAALINEN_KUNTOUTUS": "Sosiaalinen kuntoutus",
+}
+INSTRUMENTS = {"TKI": "Työkykyindeksi TKI (0–10, suurempi parempi)",
+               "WHODAS12": "WHODAS 12 (0–100, pienempi parempi)",
+               "PHQ9": "PHQ-9 masennusoireet (0–27, pienempi parempi)",
+               "AUDIT": "AUDIT alkoholinkäyttö (0–40, pienempi parempi)"}
+PARTNERS = {"ttk": "TTK (sote)", "mittarit": "Mittaukset (sote)", "valmennus": "IPS-valmennus",
+            "te": "TE-toimisto", "kela": "Kela", "typ": "TYP", "kunta": "Kunnat",
+            "suostumukset": "Suostumukset"}
+
+
+@dataclass
+class ReportResult:
+    path: Path
+    pages: int
+
+
+class Report:
+    """Pages share a header, a footer with the page number and one suppressor."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, pdf: PdfPages, sup: Suppressor):
+        self.con, self.pdf, self.sup = con, pdf, sup
+        self.pages = 0
+        info = con.sql("SELECT * FROM kb.build_info").df().iloc[0]
+        self.info = info
+        self.as_of = info["as_of"].date() if info["as_of"] is not None else None
+
+    # ------------------------------------------------------------------ page helpers
+    def q(self, sql: str):
+        """A query as a DataFrame with None (not NaN) for SQL nulls."""
+        df = self.con.sql(sql).df()
+        return df.astype(object).where(df.notna(), None)
+
+    def page(self, title: str):
+        fig = plt.figure(figsize=A4)
+        fig.text(0.08, 0.955, title, fontsize=17, weight="bold", color=BLUE)
+        fig.add_artist(plt.Line2D([0.08, 0.92], [0.945, 0.945], color=BLUE, linewidth=1.2))
+        return fig
+
+    def finish(self, fig) -> None:
+        self.pages += 1
+        fig.text(0.08, 0.03, f"Työkykyohjelma · ohjausryhmän raportti · tilanne {fmt.date(self.as_of)}",
+                 fontsize=7.5, color=GREY)
+        fig.text(0.92, 0.03, f"{self.pages}", fontsize=8, color=GREY, ha="right")
+        self.pdf.savefig(fig)
+        plt.close(fig)
+
+    @staticmethod
+    def paragraph(fig, x, y, text, width=95, size=9.5, **kw) -> float:
+        """Wrapped text; returns the y below it."""
+        lines = []
+        for para in text.split("\n"):
+            lines += textwrap.wrap(para, width) or [""]
+        fig.text(x, y, "\n".join(lines), fontsize=size, va="top", linespacing=1.45, **kw)
+        return y - len(lines) * size * 1.45 / 72 / A4[1] - 0.01
+
+    @staticmethod
+    def table(fig, rect, header, rows, col_widths=None, size=8.5):
+        ax = fig.add_axes(rect)
+        ax.axis("off")
+        if not rows:
+            ax.text(0, 1, "Ei tietoja tällä ajanjaksolla.", fontsize=size, va="top", color=GREY)
+            return ax
+        t = ax.table(cellText=rows, colLabels=header, loc="upper center", cellLoc="right", colLoc="right",
+                     colWidths=col_widths)
+        t.auto_set_font_size(False)
+        t.set_fontsize(size)
+        t.scale(1, 1.35)
+        for (r, c), cell in t.get_celld().items():
+            cell.set_edgecolor("#d0d7de")
+            if r == 0:
+                cell.set_facecolor(BLUE)
+                cell.set_text_props(color="white", weight="bold")
+            elif r % 2 == 0:
+                cell.set_facecolor(LIGHT)
+            if c == 0:
+                cell.set_text_props(ha="left")
+                cell._loc = "left"
+        return ax
+
+    # ------------------------------------------------------------------ pages
+    def cover(self) -> None:
+        fig = plt.figure(figsize=A4)
+        fig.patch.set_facecolor("white")
+        fig.add_artist(FancyBboxPatch((0, 0.62), 1, 0.38, boxstyle="square,pad=0", color=BLUE,
+                                      transform=fig.transFigure))
+        fig.text(0.08, 0.88, "Työkykyohjelma", fontsize=30, weight="bold", color="white")
+        fig.text(0.08, 0.83, "Ohjausryhmän raportti", fontsize=20, color="white")
+        fig.text(0.08, 0.76, "Palvelupolut, työllistyminen ja kustannussäästöt", fontsize=13, color="white")
+        periods = self.q("SELECT min(period) AS a, max(period) AS b FROM kb.deliveries WHERE status = 'loaded'")
+        first = periods["a"][0]
+        rows = [
+            ("Hankealueet", "Keski-Uusimaa (Keusote), Etelä-Karjala (Eksote),\nRovaniemi–Kemijärvi"),
+            ("Raportointijakso", f"{fmt.period(first)} – {fmt.date(self.as_of)}" if first else "–"),
+            ("Tilannepäivä (as_of)", fmt.date(self.as_of)),
+            ("Koostettu", fmt.date(dt.datetime.now()) + dt.datetime.now().strftime(" klo %H.%M")),
+            ("Avaimen tunniste", str(self.info["key_fingerprint"])[:12]),
+        ]
+        y = 0.54
+        for label, value in rows:
+            fig.text(0.08, y, label, fontsize=11, color=GREY, va="top")
+            fig.text(0.36, y, value, fontsize=11, va="top")
+            y -= 0.04 + 0.02 * value.count("\n")
+        self.paragraph(fig, 0.08, 0.28,
+                       "Raportin luvut on laskettu pseudonymisoidusta tietopohjasta, johon on yhdistetty "
+                       "hyvinvointialueen, TE-toimiston, Kelan, TYP:n ja kuntien tiedot. Henkilötunnuksia ei "
+                       "ole raportissa eikä tietopohjassa. Alle viiden henkilön luvut on peitetty (<5), eikä "
+                       "osuuksia tai keskiarvoja näytetä alle viiden henkilön joukosta.", width=88, size=10)
+        self.finish(fig)
+
+    def summary(self) -> None:
+        s = self.sup
+        fig = self.page("Tiivistelmä")
+        eo = self.q("SELECT * FROM ind.employment_outcomes ORDER BY window_months").set_index("window_months")
+        cp = self.q("SELECT * FROM ind.coaching_placements ORDER BY window_months").set_index("window_months")
+        tp = self.q("SELECT sum(started) AS started, sum(ended) AS ended, "
+                    "sum(share_within_6_months * ended) AS within FROM ind.ttk_process")
+        wait = self.q("""SELECT median(start_date - referral_date) AS w, count(*) AS n FROM kb.episodes e
+                         JOIN kb.clients c USING (pseudonym)
+                         WHERE e.service = 'TTK' AND c.programme_client""")
+        cs = self.q("SELECT * FROM ind.cost_savings").set_index("benefit")
+        sc = self.q("SELECT * FROM ind.savings_scenario")
+        cohort = int(self.q("SELECT count(*) AS n FROM kb.clients WHERE programme_client AND first_ttk_start IS NOT NULL")["n"][0])
+        e12 = eo.loc[12] if 12 in eo.index else None
+        c6 = cp.loc[6] if 6 in cp.index else None
+        within = int(round(tp["within"][0] or 0))
+        tiles = [
+            ("Ohjelman asiakkaat", s.count(self.info["programme_clients"]), "suostumuksen antaneet"),
+            ("TTK-arvioinnin aloittaneet", s.count(cohort), "TTK-kohortti"),
+            ("Odotus lähetteestä", s.statistic(wait["w"][0], wait["n"][0], 0, "vrk"), "mediaani"),
+            ("Arvio valmis 6 kk:ssa", s.share(within, tp["ended"][0]), "päättyneistä TTK-jaksoista"),
+            ("Avoimilla työmarkkinoilla 12 kk", s.share(e12["employed_open_market"], e12["clients"]) if e12 is not None else HIDDEN,
+             f"{s.count(e12['clients']) if e12 is not None else HIDDEN} seurattua"),
+            ("IPS: työllistyi 6 kk:ssa", s.share(c6["placed"], c6["clients"]) if c6 is not None else HIDDEN,
+             f"{s.count(c6['clients']) if c6 is not None else HIDDEN} valmennettua"),
+            ("Kunnan osuus, säästö 12 kk", s.euros(cs.loc["TOTAL", "saving_eur"], cs.loc["TOTAL", "clients"])
+             if "TOTAL" in cs.index else HIDDEN, "TMTU + toimeentulotuki, havaittu"),
+            ("Suunnitelman säästöarvio", fmt.euros(sc["annual_saving_eur"][0]), "vuodessa, laskennallinen"),
+        ]
+        for i, (label, value, note) in enumerate(tiles):
+            col, row = i % 2, i // 2
+            x, y = 0.08 + col * 0.43, 0.80 - row * 0.14
+            fig.add_artist(FancyBboxPatch((x, y), 0.40, 0.115, boxstyle="round,pad=0.005,rounding_size=0.01",
+                                          facecolor=LIGHT, edgecolor="none", transform=fig.transFigure))
+            fig.text(x + 0.02, y + 0.085, label, fontsize=9.5, color=GREY)
+            fig.text(x + 0.02, y + 0.035, value, fontsize=19, weight="bold", color=BLUE)
+            fig.text(x + 0.02, y + 0.012, note, fontsize=7.5, color=GREY)
+        self.paragraph(fig, 0.08, 0.20,
+                       "Luvut ovat tietopohjan tilanteesta tilannepäivänä. Työllistymisen ja säästöjen "
+                       "seurantaan otetaan vain asiakkaat, joiden seuranta-aika on kokonaan päättynyt ennen "
+                       "tilannepäivää. Määritelmät ovat raportin lopussa.", width=95)
+        self.finish(fig)
+
+    def ttk_process(self) -> None:
+        s = self.sup
+        fig = self.page("TTK-arviointiprosessi neljännesvuosittain")
+        df = self.q("SELECT * FROM ind.ttk_process ORDER BY quarter")
+        ax = fig.add_axes([0.1, 0.60, 0.82, 0.27])
+        if len(df):
+            started = [0 if s.is_small(v) else int(v) for v in df["started"]]
+            ended = [0 if s.is_small(v) else int(v) for v in df["ended"]]
+            x = range(len(df))
+            ax.bar([i - 0.2 for i in x], started, width=0.4, color=BLUE, label="Aloitettuja jaksoja")
+            ax.bar([i + 0.2 for i in x], ended, width=0.4, color=TEAL, label="Näistä päättyneitä")
+            for i, (a, b) in enumerate(zip(df["started"], df["ended"])):
+                ax.text(i - 0.2, started[i], s.count(a), ha="center", va="bottom", fontsize=7.5)
+                ax.text(i + 0.2, ended[i], s.count(b), ha="center", va="bottom", fontsize=7.5)
+            ax.set_xticks(list(x), [q.replace("Q", " Q") for q in df["quarter"]], fontsize=8)
+            ax.legend(fontsize=8, frameon=False)
+        ax.set_ylabel("jaksoja", fontsize=9)
+        ax.spines[["top", "right"]].set_visible(False)
+        rows = [[q.replace("Q", " Q"), s.count(r.started), s.statistic(r.median_wait_days, r.started, 0),
+                 s.count(r.ended), s.statistic(r.median_duration_days, r.ended, 0),
+                 s.share(round((r.share_within_6_months or 0) * (r.ended or 0)), r.ended)]
+                for q, r in zip(df["quarter"], df.itertuples())]
+        self.table(fig, [0.08, 0.18, 0.84, 0.36],
+                   ["Neljännes", "Aloitettu", "Odotus, vrk\n(mediaani)", "Päättynyt", "Kesto, vrk\n(mediaani)",
+                    "Valmis ≤ 6 kk"], rows, [0.16, 0.14, 0.18, 0.14, 0.18, 0.2])
+        self.paragraph(fig, 0.08, 0.16,
+                       "Tavoite: työkyvyn arviointi valmistuu 3–6 kuukaudessa (enintään 183 vrk). Odotus = "
+                       "päiviä lähetteestä jakson alkuun. Kesto ja tavoitteessa pysyminen lasketaan "
+                       "päättyneistä jaksoista.", width=95, size=8.5)
+        self.finish(fig)
+
+    def pathways(self) -> None:
+        s = self.sup
+        fig = self.page("Palvelupolut")
+        tr = self.q("SELECT * FROM ind.pathway_transitions ORDER BY clients DESC, transitions DESC")
+        shown = tr[tr["clients"] >= s.threshold].head(12)
+        fig.text(0.08, 0.915, "Yleisimmät siirtymät palvelusta toiseen (vähintään "
+                              f"{s.threshold} asiakasta)", fontsize=10, color=GREY)
+        ax = fig.add_axes([0.05, 0.50, 0.9, 0.40])
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.axis("off")
+        if len(shown):
+            sources = list(dict.fromkeys(shown["from_service"]))
+            targets = list(dict.fromkeys(shown["to_service"]))
+            ys = lambda items: {n: 0.92 - i * (0.84 / max(len(items) - 1, 1)) for i, n in enumerate(items)}
+            ysrc, ytgt = ys(sources), ys(targets)
+            for n, y in ysrc.items():
+                ax.add_patch(FancyBboxPatch((0.02, y - 0.03), 0.26, 0.06, boxstyle="round,pad=0.005",
+                                            facecolor=BLUE, edgecolor="none"))
+                ax.text(0.15, y, SERVICE_NAMES.get(n, n), color="white", ha="center", va="center", fontsize=8)
+            for n, y in ytgt.items():
+                ax.add_patch(FancyBboxPatch((0.72, y - 0.03), 0.26, 0.06, boxstyle="round,pad=0.005",
+                                            facecolor=TEAL, edgecolor="none"))
+                ax.text(0.85, y, SERVICE_NAMES.get(n, n), color="white", ha="center", va="center", fontsize=8)
+            top = shown["clients"].max()
+            for r in shown.itertuples():
+                y0, y1 = ysrc[r.from_service], ytgt[r.to_service]
+                ax.add_patch(FancyArrowPatch((0.29, y0), (0.71, y1), arrowstyle="-|>", mutation_scale=10,
+                                             linewidth=0.8 + 5 * r.clients / top, color=GREY, alpha=0.55,
+                                             connectionstyle="arc3,rad=0.0"))
+                ax.text(0.5, (y0 + y1) / 2 + 0.012, s.count(r.clients), fontsize=7.5, ha="center",
+                        color=BLUE, bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none"))
+        else:
+            ax.text(0.5, 0.5, "Yhtäkään siirtymää ei ole vähintään viidellä asiakkaalla.", ha="center", color=GREY)
+        variants = self.q("SELECT * FROM ind.pathway_variants ORDER BY rank")
+        cohort = int(variants["clients"].sum()) if len(variants) else 0
+        top_variants = variants[variants["clients"] >= s.threshold].head(8)
+        other = cohort - int(top_variants["clients"].sum()) if len(variants) else 0
+        rows = [[textwrap.shorten(" → ".join(SERVICE_NAMES.get(p, p) for p in v.split(" > ")), 78),
+                 s.count(c), s.share(c, cohort)] for v, c in zip(top_variants["variant"], top_variants["clients"])]
+        if len(variants):
+            rows.append(["Muut polut (harvinaisemmat yhdistetty)", s.count(other), s.share(other, cohort)])
+        fig.text(0.08, 0.47, "Yleisimmät kokonaiset palvelupolut (järjestyksessä alkamispäivän mukaan)",
+                 fontsize=10, color=GREY)
+        self.table(fig, [0.08, 0.10, 0.84, 0.35], ["Palvelupolku", "Asiakkaita", "Osuus"], rows,
+                   [0.7, 0.15, 0.15], size=8)
+        self.finish(fig)
+
+    def employment(self) -> None:
+        s = self.sup
+        fig = self.page("Työllistyminen")
+        eo = self.q("SELECT * FROM ind.employment_outcomes ORDER BY window_months")
+        cats = [("employed_open_market", "Avoimet työmarkkinat", TEAL), ("subsidised", "Palkkatuettu työ", "#8ab17d"),
+                ("in_services", "Työllistymistä edistävä palvelu", "#e9c46a"), ("unemployed", "Työtön", ORANGE),
+                ("other", "Muu tai ei tietoa", "#b0b7bf")]
+        fig.text(0.08, 0.915, "TTK-kohortin työmarkkina-asema 0, 6 ja 12 kk arvioinnin alusta", fontsize=10,
+                 color=GREY)
+        ax = fig.add_axes([0.12, 0.66, 0.80, 0.23])
+        table_rows = []
+        for i, r in enumerate(eo.itertuples()):
+            values = [int(getattr(r, c)) for c, _, _ in cats]
+            safe = s.plot_values(values)
+            left = 0
+            for (c, label, color), v in zip(cats, safe):
+                ax.barh(i, v, left=left, color=color, label=label if i == 0 else None)
+                left += v
+            table_rows.append([f"{r.window_months} kk", s.count(r.clients), *s.row(values),
+                               s.share(r.employed_open_market, r.clients)])
+        ax.set_yticks(range(len(eo)), [f"{w} kk" for w in eo["window_months"]], fontsize=9)
+        ax.invert_yaxis()
+        ax.set_xlabel("asiakkaita (peitetyt solut jätetty pois kuvasta)", fontsize=8)
+        ax.legend(fontsize=7.5, frameon=False, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.22))
+        ax.spines[["top", "right"]].set_visible(False)
+        self.table(fig, [0.08, 0.42, 0.84, 0.16],
+                   ["Seuranta", "Seurattuja", "Avoimet", "Palkkatuki", "Palvelu", "Työtön", "Muu", "Avoimet %"],
+                   table_rows, [0.12, 0.13, 0.11, 0.12, 0.11, 0.11, 0.1, 0.14], size=8)
+        cp = self.q("SELECT * FROM ind.coaching_placements ORDER BY window_months")
+        fig.text(0.08, 0.36, "IPS-valmennuksen työllistymiset ensimmäisen valmennuksen alusta", fontsize=10, color=GREY)
+        rows = [[f"{r.window_months} kk", s.count(r.clients), s.count(r.placed), s.share(r.placed, r.clients),
+                 s.statistic(r.median_days_to_placement, r.placed, 0, "vrk")] for r in cp.itertuples()]
+        self.table(fig, [0.08, 0.22, 0.84, 0.12],
+                   ["Ikkuna", "Valmennettuja", "Työllistyi", "Osuus", "Aika työhön (mediaani)"], rows,
+                   [0.14, 0.2, 0.18, 0.18, 0.3])
+        self.paragraph(fig, 0.08, 0.18,
+                       "Työmarkkina-asema = TE-toimiston tilajakso, joka on voimassa päivänä (arvioinnin alku "
+                       "+ 0/6/12 kk). Työllistyminen IPS-valmennuksessa = avoin työ, palkkatuettu työ tai "
+                       "oppisopimus; työkokeilua ei lasketa työllistymiseksi.", width=95, size=8.5)
+        self.finish(fig)
+
+    def capacity(self) -> None:
+        s = self.sup
+        fig = self.page("Toimintakyvyn muutos")
+        mc = self.q("SELECT * FROM ind.measure_change ORDER BY instrument")
+        rows = [[INSTRUMENTS.get(r.instrument, r.instrument), s.count(r.clients),
+                 s.statistic(r.mean_baseline, r.clients, 1), s.statistic(r.mean_end, r.clients, 1),
+                 s.statistic(r.mean_change, r.clients, 1)] for r in mc.itertuples()]
+        self.table(fig, [0.08, 0.70, 0.84, 0.2], ["Mittari", "Asiakkaita", "Alussa", "Lopussa", "Muutos"], rows,
+                   [0.46, 0.13, 0.13, 0.13, 0.15])
+        shown = [r for r in mc.itertuples() if r.clients >= s.threshold]
+        ax = fig.add_axes([0.12, 0.30, 0.78, 0.32])
+        if shown:
+            x = range(len(shown))
+            ax.bar([i - 0.2 for i in x], [r.mean_baseline for r in shown], 0.4, color=GREY, label="Alussa (ALKU)")
+            ax.bar([i + 0.2 for i in x], [r.mean_end for r in shown], 0.4, color=BLUE, label="Lopussa (LOPPU)")
+            ax.set_xticks(list(x), [r.instrument for r in shown])
+            ax.legend(fontsize=8, frameon=False)
+        ax.set_ylabel("keskiarvo", fontsize=9)
+        ax.spines[["top", "right"]].set_visible(False)
+        self.paragraph(fig, 0.08, 0.24,
+                       "Mukana TTK-kohortin asiakkaat, joilla on sekä alkumittaus että samana päivänä tai "
+                       "myöhemmin tehty loppumittaus. Verrataan asiakkaan ensimmäistä alkumittausta ja viimeistä "
+                       "loppumittausta. Keskiarvoja ei näytetä alle viiden asiakkaan joukosta.", width=95, size=8.5)
+        self.finish(fig)
+
+    def savings(self) -> None:
+        s = self.sup
+        fig = self.page("Kustannussäästöt kunnille")
+        cs = self.q("SELECT * FROM ind.cost_savings")
+        names = {"TMTU": "Työmarkkinatuen kuntaosuus", "TOTU": "Perustoimeentulotuen kuntaosuus",
+                 "TOTAL": "Yhteensä"}
+        rows = [[names[r.benefit], s.count(r.clients), s.euros(r.before_eur, r.clients),
+                 s.euros(r.after_eur, r.clients), s.euros(r.saving_eur, r.clients)] for r in cs.itertuples()]
+        fig.text(0.08, 0.915, "Havaittu: kunnan maksuosuus 12 kk ennen ja jälkeen arvioinnin alkukuukauden",
+                 fontsize=10, color=GREY)
+        self.table(fig, [0.08, 0.76, 0.84, 0.14], ["Etuus", "Asiakkaita", "Ennen", "Jälkeen", "Säästö"], rows,
+                   [0.36, 0.13, 0.17, 0.17, 0.17])
+        ax = fig.add_axes([0.14, 0.50, 0.76, 0.22])
+        parts = cs[cs["benefit"] != "TOTAL"]
+        if len(parts) and int(parts["clients"].max()) >= s.threshold:
+            x = range(len(parts))
+            ax.bar([i - 0.2 for i in x], [float(v) for v in parts["before_eur"]], 0.4, color=GREY, label="12 kk ennen")
+            ax.bar([i + 0.2 for i in x], [float(v) for v in parts["after_eur"]], 0.4, color=TEAL, label="12 kk jälkeen")
+            ax.set_xticks(list(x), [names[b] for b in parts["benefit"]], fontsize=8)
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: fmt.number(v)))
+            ax.legend(fontsize=8, frameon=False)
+        ax.set_ylabel("euroa", fontsize=9)
+        ax.spines[["top", "right"]].set_visible(False)
+        sc = self.q("SELECT * FROM ind.savings_scenario").iloc[0]
+        fig.text(0.08, 0.43, "Suunnitelman laskennallinen säästöarvio", fontsize=12, weight="bold", color=BLUE)
+        rows = [["Pitkäaikaistyöttömiä alueella", fmt.number(sc["long_term_unemployed"])],
+                ["Oletettu työllistymisaste", fmt.percent(sc["employment_rate"], 0)],
+                ["Työmarkkinatuen kuntaosuus / henkilötyövuosi", fmt.euros(sc["municipal_labour_market_subsidy_eur"])],
+                ["Perustoimeentulotuki / henkilötyövuosi", fmt.euros(sc["social_assistance_eur"])],
+                ["Säästö vuodessa", fmt.euros(sc["annual_saving_eur"])]]
+        self.table(fig, [0.08, 0.20, 0.84, 0.2], ["Parametri", "Arvo"], rows, [0.7, 0.3])
+        self.paragraph(fig, 0.08, 0.16,
+                       "Säästöarvio = pitkäaikaistyöttömät × työllistymisaste × (työmarkkinatuen kuntaosuus + "
+                       "toimeentulotuki). Parametrit ovat hankesuunnitelmasta ja muutettavissa asetuksista. "
+                       "Havaittu muutos ei yksin osoita ohjelman vaikutusta: vertailuryhmä on tietopohjassa.",
+                       width=95, size=8.5)
+        self.finish(fig)
+
+    def data_quality(self) -> None:
+        s = self.sup
+        fig = self.page("Liite: aineiston laatu")
+        dq = self.q("SELECT partner, period, status FROM ind.data_quality ORDER BY partner, period")
+        fig.text(0.08, 0.915, "Toimitukset kumppaneittain ja kuukausittain", fontsize=10, color=GREY)
+        ax = fig.add_axes([0.2, 0.74, 0.74, 0.16])
+        if len(dq):
+            periods = sorted(dq["period"].unique())
+            partners = [p for p in PARTNERS if p in set(dq["partner"])]
+            import numpy as np
+            grid = np.zeros((len(partners), len(periods)))
+            for r in dq.itertuples():
+                grid[partners.index(r.partner), periods.index(r.period)] = 1 if r.status == "loaded" else 2
+            cmap = matplotlib.colors.ListedColormap(["#f1f3f5", TEAL, ORANGE])
+            ax.imshow(grid, aspect="auto", cmap=cmap, vmin=0, vmax=2)
+            ax.set_yticks(range(len(partners)), [PARTNERS[p] for p in partners], fontsize=7.5)
+            step = max(1, len(periods) // 12)
+            ax.set_xticks(range(0, len(periods), step), [fmt.period(p) for p in periods[::step]], fontsize=7,
+                          rotation=45)
+            ax.set_title("vihreä = ladattu, oranssi = hylätty, harmaa = ei toimitusta", fontsize=7.5, color=GREY)
+        rej = self.q("SELECT partner, period, reason, previous_version_kept FROM ind.data_quality "
+                     "WHERE status = 'rejected' ORDER BY partner, period")
+        fig.text(0.08, 0.64, "Hylätyt toimitukset", fontsize=10, color=GREY)
+        rows = [[PARTNERS.get(r.partner, r.partner), fmt.period(r.period), textwrap.shorten(r.reason or "", 70),
+                 "kyllä" if r.previous_version_kept else "ei"] for r in rej.head(8).itertuples()]
+        self.table(fig, [0.08, 0.47, 0.84, 0.16], ["Kumppani", "Jakso", "Syy", "Aiempi käytössä"], rows,
+                   [0.16, 0.1, 0.6, 0.14], size=7)
+        qs = self.q("SELECT partner, reason, rows FROM ind.quarantine_summary ORDER BY partner, rows DESC")
+        fig.text(0.08, 0.42, "Karanteeniin siirretyt rivit (syy ja määrä)", fontsize=10, color=GREY)
+        rows = [[PARTNERS.get(r.partner, r.partner), textwrap.shorten(r.reason, 62), s.count(r.rows)]
+                for r in qs.head(10).itertuples()]
+        self.table(fig, [0.08, 0.2, 0.84, 0.21], ["Kumppani", "Syy", "Rivejä"], rows, [0.2, 0.65, 0.15], size=7)
+        totals = self.q("SELECT sum(rows_read) AS r, sum(rows_quarantined) AS q FROM ind.data_quality WHERE status = 'loaded'")
+        self.paragraph(fig, 0.08, 0.165,
+                       f"Luettuja rivejä {s.count(totals['r'][0] or 0)}, karanteeniin {s.count(totals['q'][0] or 0)}. "
+                       f"Suostumusta odottavia ohjelman asiakkaita (tiedot pidätetty): "
+                       f"{s.count(self.info['awaiting_consent'])}. Suostumuksensa peruneiden tiedot on poistettu "
+                       f"kaikista tauluista.", width=95, size=8.5)
+        self.finish(fig)
+
+    def methods(self) -> None:
+        fig = self.page("Menetelmät ja määritelmät")
+        text = (
+            "Tietopohja. Kumppanien kuukausitoimitukset luetaan sovittujen tietosisältöjen mukaan. Henkilötunnus "
+            "muutetaan ensimmäisessä vaiheessa avaimelliseksi tiivisteeksi (HMAC-SHA256); tunnusta ei tallenneta "
+            "mihinkään. Virheelliset rivit siirretään karanteeniin syineen, ja sama tietue päivittyy myöhemmän "
+            "toimituksen tiedoilla.\n\n"
+            "Ohjelman asiakas = henkilö, jolla on TTK-arviointi- tai IPS-valmennusjakso. Asiakkaan tiedot ovat "
+            "mukana vain voimassa olevalla suostumuksella; perutun suostumuksen jälkeen henkilön tiedot poistetaan "
+            "kokonaan. Vertailuryhmä = TE-, Kela-, TYP- ja kuntatiedoissa esiintyvät muut henkilöt.\n\n"
+            "TTK-kohortti = ohjelman asiakkaat, joilla on TTK-jakso; indeksipäivä on ensimmäisen TTK-jakson alku. "
+            "Tilannepäivä (as_of) = viimeisimmän TE-toimituksen kuukauden viimeinen päivä; seuranta-ikkunat, jotka "
+            "päättyisivät sen jälkeen, jätetään pois.\n\n"
+            "Työmarkkina-asema päivänä = TE-tilajakso, joka kattaa päivän; päällekkäisistä myöhemmin alkanut "
+            "ratkaisee. Palvelupolku = asiakkaan jaksot alkamispäivän ja palvelun mukaan järjestettynä. "
+            "Toimintakyky: ensimmäinen alkumittaus ja viimeinen loppumittaus. Kustannukset: kunnan maksuosuus "
+            "työmarkkinatuesta ja perustoimeentulotuesta 12 kk ennen ja jälkeen indeksikuukauden.\n\n"
+            f"Pienten lukujen suojaus. Julkaistavissa luvuissa 1–{self.sup.threshold - 1} henkilön määrät näytetään "
+            f"muodossa <{self.sup.threshold}, eikä osuuksia, keskiarvoja, mediaaneja tai summia näytetä alle "
+            f"{self.sup.threshold} henkilön joukosta. Jos taulukon rivillä on julkaistu summa, peitetään lisäksi "
+            "pienin muu solu, jottei peitettyä lukua voi laskea erotuksena. Kuvissa peitetyt solut jätetään pois.\n\n"
+            "Tarkemmat määritelmät ovat arvioijien tietopohjassa (DuckDB, skeemat kb ja ind; jokaisella taululla "
+            "ja sarakkeella on kuvaus), ja jokainen indikaattori on luettavissa omana SQL-tiedostonaan.")
+        self.paragraph(fig, 0.08, 0.91, text, width=92, size=9.5)
+        self.finish(fig)
+
+
+def build_report(kb_path: Path, reports_dir: Path, threshold: int | None = None) -> ReportResult:
+    """Write the PDF for the knowledge base at ``kb_path``; returns its path and page count."""
+    kb_path, reports_dir = Path(kb_path), Path(reports_dir)
+    con = duckdb.connect(str(kb_path), read_only=True)
+    try:
+        if threshold is None:
+            threshold = int(con.sql("SELECT suppression_threshold FROM kb.parameters").fetchall()[0][0])
+        as_of = con.sql("SELECT as_of FROM kb.build_info").fetchall()[0][0]
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        path = reports_dir / f"ohjausryhmaraportti_{as_of.isoformat() if as_of else 'ei-tilannepaivaa'}.pdf"
+        tmp = path.with_suffix(".pdf.tmp")
+        plt.rcParams.update({"font.family": "DejaVu Sans", "axes.titlesize": 9})
+        with PdfPages(tmp, metadata={"Title": "Työkykyohjelma – ohjausryhmän raportti", "Author": "tyokyky",
+                                     "Subject": f"Tilanne {fmt.date(as_of)}"}) as pdf:
+            report = Report(con, pdf, Suppressor(threshold))
+            for page in (report.cover, report.summary, report.ttk_process, report.pathways, report.employment,
+                         report.capacity, report.savings, report.data_quality, report.methods):
+                page()
+            pages = report.pages
+        tmp.replace(path)
+    finally:
+        con.close()
+    return ReportResult(path, pages)
