@@ -7,7 +7,6 @@ executor avoids a subprocess and a fresh import of GX per step.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,8 +50,7 @@ def instance_for(settings: Settings) -> DagsterInstance:
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists() and PROJECT_DAGSTER_YAML.exists():
         shutil.copy(PROJECT_DAGSTER_YAML, home / "dagster.yaml")
-    os.environ["DAGSTER_HOME"] = str(home.resolve())
-    return DagsterInstance.get()
+    return DagsterInstance.from_config(str(home.resolve()))
 
 
 def _materialize(selection, resource, instance, **kwargs):

@@ -1,0 +1,120 @@
+"""Readers, one per file-format family, on the shared samples and on edge cases."""
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from assets import landing as landing_zone
+from schemas import load_contracts
+from schemas.readers import DeliveryRejected, read_delivery
+from tests.conftest import SAMPLE_EXPECTED, SAMPLE_LANDING
+from tests.landing_writer import hetu
+
+C = load_contracts()
+A = hetu(1, 2, 1980, 123)
+B = hetu(2, 3, 1975, 456)
+
+
+def read(path: Path, partner: str, period: str):
+    return read_delivery(C[partner], path, period)
+
+
+def test_sample_deliveries_load_with_their_row_counts():
+    deliveries, warnings = landing_zone.scan(SAMPLE_LANDING, C)
+    assert not warnings and all(d.problem is None for d in deliveries)
+    counts: dict[str, int] = {}
+    for d in deliveries:
+        if d.partner == "suostumukset" and d.period != "2022-12":
+            continue  # expected counts the latest snapshot only
+        counts[d.partner] = counts.get(d.partner, 0) + read(d.file, d.partner, d.period).rows_read
+    assert counts == SAMPLE_EXPECTED["rows_per_partner_including_invalid"]
+
+
+def test_delimited_bom_lines_and_field_count(landing):
+    p = landing.csv("ttk", "2021-03", [
+        [A, "91", "TE", "1.2.2021", "4.3.2021", "", "", "LAAKARI"],
+        [B, "543", "TE", "1.2.2021"],                       # too few fields
+        [],                                                  # blank line: not a record
+        [A, "91", "TE", "1.2.2021", "5.3.2021", "", "", "LAAKARI"],
+    ])
+    r = read(p, "ttk", "2021-03")
+    assert r.table.column("_line").to_pylist() == [2, 5]
+    assert r.row_errors == [(3, "expected 8 fields, found 4")]
+    assert r.table.column("henkilotunnus").to_pylist() == [A, A]  # BOM stripped from the header
+    assert r.rows_read == 3
+
+
+def test_latin1_te_file(landing):
+    p = landing.csv("te", "2021-01", [[A, "186", "01", "2021-01-01", "", "Järvenpää"]])
+    r = read(p, "te", "2021-01")
+    assert r.table.column("KUNTANIMI").to_pylist() == ["Järvenpää"]
+
+
+def test_quoted_kunta_fields(landing):
+    p = landing.csv("kunta", "2021-01", [[f'"{A}"', '"186"', '"TYOKOKEILU"', '"2021-01-04"', ""],
+                                         [f'"{B}"', '"186"', '"KOULUTUS"', '"2021-01-05"', '"2021-02-01"']])
+    r = read(p, "kunta", "2021-01")
+    assert r.table.column("hetu").to_pylist() == [A, B]
+    assert r.table.column("loppupvm").to_pylist() == [None, "2021-02-01"]
+
+
+def test_fixed_width_slices_positions(landing):
+    p = landing.kela("2021-01", [(A, "202101", "PPR", 20, 123456, 0), (B, "202101", "TMTU", 21, 70000, 35000)])
+    r = read(p, "kela", "2021-01")
+    t = r.table.to_pylist()
+    assert t[0]["etuus"] == "PPR " and t[0]["maksettu"] == "0000123456" and t[1]["kunnan_osuus"] == "0000035000"
+    assert [x["_line"] for x in t] == [2, 3]
+
+
+def test_fixed_width_record_of_wrong_length_is_a_row_error(landing):
+    p = landing.kela("2021-01", [(A, "202101", "PPR", 20, 123456, 0)])
+    data = p.read_bytes().replace(b"\r\nLOPPU", b"\r\nSHORT\r\nLOPPU").replace(b"LOPPU000000001", b"LOPPU000000002")
+    p.write_bytes(data)
+    r = read(p, "kela", "2021-01")
+    assert r.row_errors == [(3, "record is 5 characters long, expected 44")] and r.rows_read == 2
+
+
+def test_xlsx_excel_dates_and_typed_dates(landing):
+    p = landing.valmennus("2021-06", [
+        [A, dt.datetime(2021, 6, 7), None, "1.8.2021", "Avoin", 37.5, "G"],
+        [B, "3.6.2021", None, None, None, None, None],
+        [None, None, None, None, None, None, None],  # an empty row is skipped
+    ])
+    r = read(p, "valmennus", "2021-06")
+    t = r.table.to_pylist()
+    assert [x["Valmennus alkoi"] for x in t] == ["2021-06-07", "3.6.2021"]
+    assert t[0]["Työllistymispäivä"] == "1.8.2021" and t[0]["Työaika h/vko"] == "37.5"
+    assert [x["_line"] for x in t] == [2, 3]
+
+
+def test_jsonl_not_an_object_and_not_json(landing):
+    obj = {"hetu": A, "kunta": "106", "alku": "2021-03-01", "loppu": None, "monialainen_suunnitelma": True}
+    p = landing.typ("2021-03", [obj, "[1, 2]", "{broken", json.dumps({**obj, "hetu": B, "kunta": 106})])
+    r = read(p, "typ", "2021-03")
+    assert r.row_errors == [(2, "not a JSON object"), (3, "not valid JSON")]
+    t = r.table.to_pylist()
+    assert [x["_line"] for x in t] == [1, 4]
+    assert t[0]["monialainen_suunnitelma"] == "true" and t[0]["loppu"] is None and t[1]["kunta"] == "106"
+
+
+@pytest.mark.parametrize("partner, content, reason", [
+    ("ttk", b"\xef\xbb\xbfhenkilotunnus;kuntakoodi\n\xe4\xe4\n", "cannot be decoded as UTF-8 (first bad byte on line 2)"),
+    ("ttk", b"", "the file is empty"),
+    ("ttk", b"\xef\xbb\xbfhenkilotunnus;kuntakoodi;lahettava_taho;lahete_pvm;alkupvm;loppupvm;paattymissyy;vastuutyontekija\n",
+     "no data records"),
+    ("ttk", b"\xef\xbb\xbfhenkilotunnus;kuntakoodi\n1;2\n", "required column(s) missing from the header: lahettava_taho"),
+    ("typ", b"\n\n", "no data records"),
+])
+def test_rejections_by_content(landing, partner, content, reason):
+    p = landing.raw(partner, "2021-03", content)
+    with pytest.raises(DeliveryRejected, match=None) as e:
+        read(p, partner, "2021-03")
+    assert reason in str(e.value)
+
+
+def test_rejections_are_never_quoting_content(landing):
+    p = landing.raw("ttk", "2021-03", b"\xef\xbb\xbf" + A.encode() + b"\n")
+    with pytest.raises(DeliveryRejected) as e:
+        read(p, "ttk", "2021-03")
+    assert A not in str(e.value)
