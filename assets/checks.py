@@ -13,6 +13,7 @@ from ``@asset_check``; it is imported lazily (≈5 s) and its analytics are off.
 from __future__ import annotations
 
 import os
+from functools import cache
 from pathlib import Path
 
 import duckdb
@@ -66,17 +67,24 @@ def expectations(contract: Contract) -> list:
     return exps
 
 
+@cache
+def _context():
+    """One ephemeral GX context per process (each new one costs time and a temp folder)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
 def validate(contract: Contract, frame: pd.DataFrame) -> tuple[bool, dict]:
     """Run the blocking expectations; (passed, {expectation: unexpected count})."""
     if frame.empty:
         return True, {}
     import great_expectations as gx
 
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = context.data_sources.add_pandas(f"staging_{contract.partner}")
+    source = _context().data_sources.add_or_update_pandas(f"staging_{contract.partner}")
     batch = source.add_dataframe_asset("rows").add_batch_definition_whole_dataframe("all").get_batch(
         batch_parameters={"dataframe": frame})
     suite = gx.ExpectationSuite(name=f"{contract.partner}_contract")

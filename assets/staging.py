@@ -149,7 +149,7 @@ def _record_rejection(staging: Path, delivery: Delivery, contract: Contract, key
     state = read_state(staging, delivery.partner, delivery.period)
     attempt = Attempt(delivery.file_name, delivery.content_sha256, "rejected", reason, rows_read, 0, 0,
                       key.fingerprint, contract_sha256(contract), _now())
-    state["last_attempt"] = asdict(attempt)
+    state.update(partner=delivery.partner, period=delivery.period, last_attempt=asdict(attempt))
     target.mkdir(parents=True, exist_ok=True)
     tmp = target / "delivery.json.new"
     tmp.write_text(json.dumps(state, indent=1, ensure_ascii=False))

@@ -27,7 +27,8 @@ from schemas import load_contracts
 
 PROJECT_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
 ALL_ASSETS = [*PARTNER_ASSETS, knowledge_base_and_indicators, steering_report]
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The command line prints its own one-line summary; every event stays in Dagster's event log.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 class BuildStopped(Exception):
