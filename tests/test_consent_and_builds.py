@@ -186,6 +186,6 @@ def test_all_faults_at_once_still_load_everything_else(tmp_path, key_file):
         assert [r["reason"] for r in q] == [
             "alkupvm: not a valid date in format d.m.yyyy", "kuntakoodi: required field empty",
             "loppupvm is before alkupvm", "lahettava_taho: not one of TE, TYP, SOSIAALI, TERVEYS, KUNTA, KELA, OMA",
-            "henkilotunnus: unknown century sign"]
+            "henkilotunnus: bad check character"]
     finally:
         con.close()
