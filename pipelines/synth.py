@@ -230,7 +230,8 @@ def write_landing_zone(out: Path, persons: int = 2000, seed: int = 1) -> dict:
     lines = join(te_codes, _s(mun), _s(s_status[idx]), iso(s_start[idx]), iso(spell_end),
                  _s(names[_index_of(mun_codes, mun)]), sep=";")
     stats["files"] += _write_partner(out, "te", "te_tilat_{period}.csv", when, lines,
-                                     "HETU;KUNTA;TILA;ALKUPVM;LOPPUPVM;KUNTANIMI", encoding="iso-8859-1")
+                                     "HETU;KUNTA;TILA;ALKUPVM;LOPPUPVM;KUNTANIMI", encoding="iso-8859-1",
+                                     newline="\r\n")
     stats["rows"] += len(lines)
 
     # ---- Kela: monthly TMTU while unemployed (status 01/02), TOTU for some
@@ -283,7 +284,7 @@ def write_landing_zone(out: Path, persons: int = 2000, seed: int = 1) -> dict:
                  _s(roles[ttk_idx]), sep=";")
     stats["files"] += _write_partner(out, "ttk", "ttk_jaksot_{period}.csv", ttk_when, lines,
                                      "henkilotunnus;kuntakoodi;lahettava_taho;lahete_pvm;alkupvm;loppupvm;"
-                                     "paattymissyy;vastuutyontekija", bom=True)
+                                     "paattymissyy;vastuutyontekija", bom=True, newline="\r\n")
     stats["rows"] += len(lines)
 
     # ---- measurements for TTK clients: ALKU near start, LOPPU near the end
@@ -306,7 +307,7 @@ def write_landing_zone(out: Path, persons: int = 2000, seed: int = 1) -> dict:
     lines = join(codes.take(pa.array(m_person)), fi(m_day), _s(np.concatenate(m_inst)), _s(np.concatenate(m_phase)),
                  _s(m_text), sep=";")
     stats["files"] += _write_partner(out, "mittarit", "mittaukset_{period}.csv", delivery_month(m_day), lines,
-                                     "henkilotunnus;mittauspvm;mittari;vaihe;arvo", bom=True)
+                                     "henkilotunnus;mittauspvm;mittari;vaihe;arvo", bom=True, newline="\r\n")
     stats["rows"] += len(lines)
 
     # ---- IPS coaching for ~45 % of TTK clients, starting after TTK start
@@ -364,7 +365,7 @@ def write_landing_zone(out: Path, persons: int = 2000, seed: int = 1) -> dict:
                  q, _s(k_serv[i]), q, ",", q, iso(k_start[i]), q, ",",
                  pc.if_else(pa.array(np.isnat(end_v)), pa.scalar(""), join(q, iso(end_v), q)))
     stats["files"] += _write_partner(out, "kunta", "kunta_palvelut_{period}.csv", when, lines,
-                                     "hetu,kunta,palvelu,alkupvm,loppupvm")
+                                     "hetu,kunta,palvelu,alkupvm,loppupvm", newline="\r\n")
     stats["rows"] += len(lines)
 
     # ---- consents: snapshots every half year; most programme clients consent, some withdraw,
@@ -380,7 +381,8 @@ def write_landing_zone(out: Path, persons: int = 2000, seed: int = 1) -> dict:
         lines = join(sloppy(rng, codes.take(pa.array(p_idx[ok])), 0.05), fi(given[ok]), fi(w), sep=";")
         stats["files"] += _write_partner(out, "suostumukset", "suostumukset_{period}.csv",
                                          np.full(len(lines), np.datetime64(snapshot, "M")), lines,
-                                         "henkilotunnus;suostumus_pvm;peruttu_pvm", bom=True)
+                                         "henkilotunnus;suostumus_pvm;peruttu_pvm", bom=True,
+                                         newline="\r\n")
         stats["rows"] += len(lines)
     return stats
 

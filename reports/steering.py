@@ -77,6 +77,19 @@ class Report:
         plt.close(fig)
 
     @staticmethod
+    def axis(ax, drawn: bool, horizontal: bool = False) -> None:
+        """Finnish tick labels; an empty chart says why instead of showing bare axes."""
+        if not drawn:
+            ax.cla()
+            ax.axis("off")
+            ax.text(0.5, 0.5, "Kuvaa ei näytetä: liian vähän asiakkaita (alle 5).", ha="center", va="center",
+                    fontsize=9, color=GREY, transform=ax.transAxes)
+            return
+        formatter = matplotlib.ticker.FuncFormatter(lambda v, _: fmt.number(v, 0 if float(v).is_integer() else 1))
+        (ax.xaxis if horizontal else ax.yaxis).set_major_formatter(formatter)
+        ax.spines[["top", "right"]].set_visible(False)
+
+    @staticmethod
     def paragraph(fig, x, y, text, width=95, size=9.5, **kw) -> float:
         """Wrapped text; returns the y below it."""
         lines = []
@@ -198,8 +211,8 @@ class Report:
                 ax.text(i + 0.2, ended[i], s.count(b), ha="center", va="bottom", fontsize=7.5)
             ax.set_xticks(list(x), [q.replace("Q", " Q") for q in df["quarter"]], fontsize=8)
             ax.legend(fontsize=8, frameon=False)
-        ax.set_ylabel("jaksoja", fontsize=9)
-        ax.spines[["top", "right"]].set_visible(False)
+            ax.set_ylabel("jaksoja", fontsize=9)
+        self.axis(ax, len(df) > 0 and max(started + ended) > 0)
         rows = [[q.replace("Q", " Q"), s.count(r.started), s.statistic(r.median_wait_days, r.started, 0),
                  s.count(r.ended), s.statistic(r.median_duration_days, r.ended, 0),
                  s.share(round((r.share_within_6_months or 0) * (r.ended or 0)), r.ended)]
@@ -285,7 +298,8 @@ class Report:
         ax.invert_yaxis()
         ax.set_xlabel("asiakkaita (peitetyt solut jätetty pois kuvasta)", fontsize=8)
         ax.legend(fontsize=7.5, frameon=False, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.22))
-        ax.spines[["top", "right"]].set_visible(False)
+        drawn = any(sum(s.plot_values([int(getattr(r, c)) for c, _, _ in cats])) for r in eo.itertuples())
+        self.axis(ax, drawn, horizontal=True)
         self.table(fig, [0.08, 0.42, 0.84, 0.16],
                    ["Seuranta", "Seurattuja", "Avoimet", "Palkkatuki", "Palvelu", "Työtön", "Muu", "Avoimet %"],
                    table_rows, [0.12, 0.13, 0.11, 0.12, 0.11, 0.11, 0.1, 0.14], size=8)
@@ -319,8 +333,8 @@ class Report:
             ax.bar([i + 0.2 for i in x], [r.mean_end for r in shown], 0.4, color=BLUE, label="Lopussa (LOPPU)")
             ax.set_xticks(list(x), [r.instrument for r in shown])
             ax.legend(fontsize=8, frameon=False)
-        ax.set_ylabel("keskiarvo", fontsize=9)
-        ax.spines[["top", "right"]].set_visible(False)
+            ax.set_ylabel("keskiarvo", fontsize=9)
+        self.axis(ax, bool(shown))
         self.paragraph(fig, 0.08, 0.24,
                        "Mukana TTK-kohortin asiakkaat, joilla on sekä alkumittaus että samana päivänä tai "
                        "myöhemmin tehty loppumittaus. Verrataan asiakkaan ensimmäistä alkumittausta ja viimeistä "
@@ -341,15 +355,15 @@ class Report:
                    [0.36, 0.13, 0.17, 0.17, 0.17])
         ax = fig.add_axes([0.14, 0.50, 0.76, 0.22])
         parts = cs[cs["benefit"] != "TOTAL"]
-        if len(parts) and int(parts["clients"].max()) >= s.threshold:
+        drawn = bool(len(parts)) and int(parts["clients"].max()) >= s.threshold
+        if drawn:
             x = range(len(parts))
             ax.bar([i - 0.2 for i in x], [float(v) for v in parts["before_eur"]], 0.4, color=GREY, label="12 kk ennen")
             ax.bar([i + 0.2 for i in x], [float(v) for v in parts["after_eur"]], 0.4, color=TEAL, label="12 kk jälkeen")
             ax.set_xticks(list(x), [names[b] for b in parts["benefit"]], fontsize=8)
-            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: fmt.number(v)))
             ax.legend(fontsize=8, frameon=False)
-        ax.set_ylabel("euroa", fontsize=9)
-        ax.spines[["top", "right"]].set_visible(False)
+            ax.set_ylabel("euroa", fontsize=9)
+        self.axis(ax, drawn)
         sc = self.q("SELECT * FROM ind.savings_scenario").iloc[0]
         fig.text(0.08, 0.43, "Suunnitelman laskennallinen säästöarvio", fontsize=12, weight="bold", color=BLUE)
         rows = [["Pitkäaikaistyöttömiä alueella", fmt.number(sc["long_term_unemployed"])],

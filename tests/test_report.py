@@ -1,0 +1,72 @@
+"""The steering-group PDF: built through Dagster, Finnish, small cells suppressed."""
+import re
+
+import pytest
+from pypdf import PdfReader
+
+from reports.steering import build_report
+from reports.suppression import Suppressor
+from tests import handmade
+from tests.conftest import build, kb, rows
+from tests.landing_writer import Landing
+
+HEADINGS = ["Ohjausryhmän raportti", "Tiivistelmä", "TTK-arviointiprosessi neljännesvuosittain", "Palvelupolut",
+            "Työllistyminen", "Toimintakyvyn muutos", "Kustannussäästöt kunnille", "Liite: aineiston laatu",
+            "Menetelmät ja määritelmät"]
+
+
+def pages(path):
+    return [p.extract_text() for p in PdfReader(path).pages]
+
+
+def test_report_from_demo_data(demo_build):
+    report = demo_build["summary"].report
+    assert report.name == "ohjausryhmaraportti_2022-12-31.pdf"
+    text = pages(report)
+    assert len(text) == 9
+    for heading, page in zip(HEADINGS, text):
+        assert heading in page
+    con = kb(demo_build["data"])
+    info = rows(con, "SELECT * FROM kb.build_info")[0]
+    eo12 = rows(con, "SELECT * FROM ind.employment_outcomes WHERE window_months = 12")[0]
+    con.close()
+    assert "31.12.2022" in text[0] and info["key_fingerprint"][:12] in text[0]
+    assert f"{info['programme_clients']:,}".replace(",", " ") in text[1]
+    shown = Suppressor(5).share(eo12["employed_open_market"], eo12["clients"])
+    assert f"Avoimilla työmarkkinoilla 12 kk\n{shown}\n" in text[1]
+    assert re.search(r"\d+,\d %", text[1])  # some shares are large enough to be shown
+    assert "1 230 460 €" in text[1] and "1 230 460 €" in text[6]
+    assert not re.search(r"\d\.\d", " ".join(text[1:7]).replace("31.12.2022", ""))  # decimal commas only
+
+
+def test_small_cells_are_never_shown(tmp_path, key_file):
+    Landing_root = tmp_path / "landing"
+    handmade.write(Landing(Landing_root))
+    summary = build(Landing_root, tmp_path / "data", key_file)
+    text = pages(summary.report)
+    summary_page, ttk_page, employment_page, capacity_page, savings_page = text[1], text[2], text[4], text[5], text[6]
+    # 3 programme clients, 3 in the cohort: shown as <5, never as the number
+    assert summary_page.count("<5") >= 2 and not re.search(r"\b3\b", summary_page)
+    # employment table: every count 1–4 is '<5'; shares from fewer than 5 hidden
+    lines = [l for l in employment_page.splitlines() if re.match(r"^(0|6|12) kk ", l)]
+    assert len(lines) == 5
+    for line in lines:
+        cells = line.split()[2:]
+        assert all(c in ("0", "<5", "–") for c in cells), line
+    # TTK table: started counts 1–2 hidden, medians of fewer than 5 hidden
+    for line in ttk_page.splitlines():
+        if re.match(r"^20\d\d Q\d ", line):
+            assert line.split()[2:] in (["<5", "–", "<5", "–", "–"], ["<5", "–", "0", "–", "–"]), line
+    # means and euro sums from 2 persons are not shown
+    assert "3,5" not in capacity_page and "1,5" not in capacity_page
+    assert "600" not in savings_page and "490" not in savings_page
+    assert "Kuvaa ei näytetä" in capacity_page
+
+
+def test_threshold_from_parameters(tmp_path, key_file):
+    Landing_root = tmp_path / "landing"
+    handmade.write(Landing(Landing_root))
+    build(Landing_root, tmp_path / "data", key_file)
+    path = build_report(tmp_path / "data" / "tyokyky.duckdb", tmp_path / "r", threshold=2)
+    text = pages(path.path)[1]
+    assert "<2" not in text and re.search(r"\b3\b", text)  # with threshold 2, three persons may be shown
