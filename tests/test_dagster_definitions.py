@@ -46,6 +46,7 @@ def test_sensor_adds_partitions_and_requests_runs_for_new_deliveries(deployment)
 
 
 def test_schedule_stages_new_deliveries_and_rebuilds(deployment):
+    (deployment / "dagster_home").mkdir()
     with DagsterInstance.local_temp(str(deployment / "dagster_home")) as instance:
         requests = nightly_build(build_schedule_context(instance=instance))
         assert len(requests) == 20 and requests[-1].partition_key is None
