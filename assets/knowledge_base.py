@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from assets import timing
 from assets.staging import PIPELINE_VERSION, QUARANTINE_SCHEMA
 from schemas.casting import q, staging_columns
 from schemas.contract import Contract
@@ -194,8 +195,9 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
             _staging_table(con, contract, files, f"stg_{partner}")
 
         con.execute("CREATE SCHEMA kb; CREATE SCHEMA ind")
-        for path in sql_files("kb"):
-            con.execute(path.read_text())
+        with timing.stage("kb"):
+            for path in sql_files("kb"):
+                con.execute(path.read_text())
 
         # --- deliveries, quarantine, build info, parameters
         con.execute("""CREATE TABLE kb.deliveries (partner VARCHAR, period VARCHAR, file VARCHAR,
@@ -241,13 +243,13 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
                     [s["long_term_unemployed"], s["employment_rate"], s["municipal_labour_market_subsidy_eur"],
                      s["social_assistance_eur"], sup["threshold"]])
 
-        for path in sql_files("ind"):
-            con.execute(path.read_text())
-        _document(con)
-
-        # --- check before the swap: every contract view answers, pseudonyms are unique
-        for view in REQUIRED_VIEWS:
-            con.sql(f"SELECT count(*) FROM ind.{view}").fetchall()
+        with timing.stage("ind"):
+            for path in sql_files("ind"):
+                con.execute(path.read_text())
+            _document(con)
+            # check before the swap: every contract view answers
+            for view in REQUIRED_VIEWS:
+                con.sql(f"SELECT count(*) FROM ind.{view}").fetchall()
         dupes = con.sql("SELECT count(*) - count(DISTINCT pseudonym) FROM kb.clients").fetchall()[0][0]
         if dupes:
             raise KnowledgeBaseError(f"kb.clients has {dupes} duplicate pseudonyms; the build is not swapped in")

@@ -2,6 +2,7 @@
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
+from assets import timing
 from assets.warehouse import IND_KEY
 from pipelines.resources import TyokykyResource
 
@@ -12,6 +13,7 @@ def steering_report(context: AssetExecutionContext, tyokyky: TyokykyResource) ->
     from reports.steering import build_report
 
     s = tyokyky.settings
-    result = build_report(s.kb_path, s.reports)
+    with timing.stage("report"):
+        result = build_report(s.kb_path, s.reports)
     context.log.info(f"report written: {result.path.name}")
     return MaterializeResult(metadata={"path": MetadataValue.path(str(result.path)), "pages": result.pages})

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from assets import timing
 from assets.landing import Delivery
 from pseudonymize import PseudonymKey, pseudonymize_column
 from schemas.casting import cast_and_validate
@@ -166,20 +167,29 @@ def stage_delivery(staging: Path, delivery: Delivery, contract: Contract, key: P
     if delivery.problem:
         return _record_rejection(staging, delivery, contract, key, delivery.problem, 0)
     try:
-        result = read_delivery(contract, delivery.file, delivery.period)
+        with timing.stage("read"):
+            result = read_delivery(contract, delivery.file, delivery.period)
     except DeliveryRejected as e:
         return _record_rejection(staging, delivery, contract, key, str(e), 0)
+    timing.rows["read"] += result.rows_read
 
-    ids = pseudonymize_column(result.table.column(contract.identifier), key)
-    table = result.table.drop_columns([contract.identifier])  # the raw code goes no further
-    for name in ids.column_names:
-        table = table.append_column(name, ids.column(name))
+    with timing.stage("pseudonymise", result.table.num_rows):
+        ids = pseudonymize_column(result.table.column(contract.identifier), key)
+        table = result.table.drop_columns([contract.identifier])  # the raw code goes no further
+        for name in ids.column_names:
+            table = table.append_column(name, ids.column(name))
+    rows_read, row_errors = result.rows_read, result.row_errors
+    del result  # the raw rows (with identity codes) are dropped as early as possible
+    with timing.stage("stage", table.num_rows):
+        return _validate_and_write(staging, delivery, contract, key, table, rows_read, row_errors)
+
+
+def _validate_and_write(staging: Path, delivery: Delivery, contract: Contract, key: PseudonymKey,
+                        table: pa.Table, rows_read: int, row_errors: list[tuple[int, str]]) -> Attempt:
+    """Type and check the pseudonymised rows, then swap the period's new version in."""
     with duckdb.connect() as con:
         con.execute("SET threads = 2")
         loaded, quarantined = cast_and_validate(contract, table, con)
-    rows_read = result.rows_read
-    row_errors = result.row_errors
-    del table, result  # the raw rows (with identity codes) are dropped as early as possible
 
     lines = [n for n, _ in row_errors] + quarantined.column("line").to_pylist()
     reasons = [r for _, r in row_errors] + quarantined.column("reason").to_pylist()

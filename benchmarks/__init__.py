@@ -1,0 +1,1 @@
+"""The national-scale benchmark (``tyokyky bench``); see BENCHMARKS.md."""

@@ -1,0 +1,212 @@
+"""Benchmark: generate N persons, build everything through Dagster, and report per stage.
+
+For each size: the synthetic landing zone is generated (timed), read bare with DuckDB
+(CSV / JSON lines / fixed width into tables, XLSX with openpyxl) for the reference
+figure, then built in full through Dagster with per-stage wall time, rows per second
+and peak memory (RSS sampled every 20 ms), then built again after one new monthly
+delivery (incremental). Pseudonymisation throughput and pathway transitions (against
+pm4py's discover_dfg, when the optional `bench` extra is installed) are timed apart.
+Run by hand (README), never by the test suite.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from assets import timing
+from pipelines.run import run
+from pipelines.settings import Settings
+from pipelines.synth import make_codes, write_landing_zone
+from pseudonymize import PseudonymKey, generate_secret_file, pseudonymize_column
+
+STAGES = ["read", "pseudonymise", "stage", "kb", "ind", "report"]
+
+
+class RssSampler:
+    """Resident set size of this process, sampled in a thread."""
+
+    def __init__(self, interval: float = 0.02):
+        self.samples: list[tuple[float, int]] = []
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.samples.append((time.perf_counter(), self.rss()))
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def peak(self, windows=None) -> int:
+        if windows is None:
+            return max((r for _, r in self.samples), default=0)
+        return max((r for t, r in self.samples if any(a <= t <= b for a, b in windows)), default=0)
+
+
+def bare_read(landing: Path) -> tuple[float, int]:
+    """DuckDB reading the same delivery files into tables (openpyxl for XLSX): the floor."""
+    import openpyxl
+
+    start = time.perf_counter()
+    rows = 0
+    con = duckdb.connect()
+    for f in sorted(landing.rglob("*.*")):
+        name = str(f).replace("'", "''")
+        if f.suffix == ".csv":
+            enc = "latin-1" if f.name.startswith("te_") else "utf-8"
+            delim = "," if f.name.startswith("kunta_") else ";"
+            con.execute(f"CREATE OR REPLACE TABLE t AS SELECT * FROM read_csv('{name}', delim='{delim}', "
+                        f"header=true, all_varchar=true, encoding='{enc}')")
+        elif f.suffix == ".jsonl":
+            con.execute(f"CREATE OR REPLACE TABLE t AS SELECT * FROM read_json('{name}', format='newline_delimited')")
+        elif f.suffix == ".txt":
+            con.execute(f"""CREATE OR REPLACE TABLE t AS
+                SELECT substr(l, 1, 11) AS hetu, substr(l, 12, 6) AS month, substr(l, 18, 4) AS benefit,
+                       substr(l, 22, 3) AS days, substr(l, 25, 10) AS paid, substr(l, 35, 10) AS share
+                FROM read_csv('{name}', columns={{'l': 'VARCHAR'}}, header=false, delim='\\x01',
+                              quote='', encoding='latin-1')
+                WHERE length(l) = 44""")
+        elif f.suffix == ".xlsx":
+            wb = openpyxl.load_workbook(f, read_only=True)
+            rows += sum(1 for _ in wb["Asiakkaat"].iter_rows(min_row=2, values_only=True))
+            wb.close()
+            continue
+        else:
+            continue
+        rows += con.sql("SELECT count(*) FROM t").fetchall()[0][0]
+    con.close()
+    return time.perf_counter() - start, rows
+
+
+def pseudonymisation_rate(n: int = 1_000_000) -> float:
+    codes, _, _ = make_codes(np.random.default_rng(0), n)
+    arr = pa.array(codes.tolist(), pa.string())
+    key = PseudonymKey(os.urandom(32))
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        pseudonymize_column(arr, key)
+        best = min(best, time.perf_counter() - start)
+    return n / best
+
+
+def transitions_vs_pm4py(kb_path: Path, use_pm4py: bool) -> dict:
+    con = duckdb.connect(str(kb_path), read_only=True)
+    sql = "SELECT * FROM ind.pathway_transitions"
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        con.sql(sql).fetchall()
+        best = min(best, time.perf_counter() - start)
+    out = {"ours_s": best, "events": con.sql("SELECT count(*) FROM kb.episodes").fetchall()[0][0]}
+    if use_pm4py:
+        import pm4py
+
+        log = con.sql("""SELECT e.pseudonym AS "case:concept:name", e.service AS "concept:name",
+                                e.start_date::TIMESTAMP AS "time:timestamp"
+                         FROM kb.episodes e JOIN kb.clients c USING (pseudonym)
+                         WHERE c.programme_client AND c.first_ttk_start IS NOT NULL
+                         ORDER BY 1, 3, 2""").df()
+        start = time.perf_counter()
+        pm4py.discover_dfg(log)
+        out["pm4py_s"] = time.perf_counter() - start
+        out["speedup"] = out["pm4py_s"] / best
+    con.close()
+    return out
+
+
+def add_monthly_delivery(landing: Path) -> None:
+    """One more TE month (2023-01): last month's spells re-delivered as the new period."""
+    last = sorted((landing / "te").iterdir())[-1]
+    new = landing / "te" / "2023-01"
+    new.mkdir()
+    src = next(last.iterdir())
+    (new / "te_tilat_202301.csv").write_bytes(src.read_bytes())
+
+
+def one_size(n: int, work: Path, use_pm4py: bool) -> dict:
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    landing, data = work / "landing", work / "data"
+    start = time.perf_counter()
+    stats = write_landing_zone(landing, persons=n, seed=1)
+    synth_s = time.perf_counter() - start
+    bare_s, bare_rows = bare_read(landing)
+    key_file = generate_secret_file(work / "bench.key")
+    settings = Settings(landing, data, key_file)
+    timing.reset()
+    with RssSampler() as sampler:
+        start = time.perf_counter()
+        run(settings, log=lambda *_: None)
+        build_s = time.perf_counter() - start
+    stages = {s: {"seconds": timing.seconds.get(s, 0.0), "rows": timing.rows.get(s, 0),
+                  "peak_rss_mb": sampler.peak(timing.windows.get(s, [])) / 2**20} for s in STAGES}
+    peak = sampler.peak() / 2**20
+    add_monthly_delivery(landing)
+    start = time.perf_counter()
+    run(settings, log=lambda *_: None)
+    incremental_s = time.perf_counter() - start
+    return {"persons": n, "delivered_rows": stats["rows"], "files": stats["files"], "synth_s": synth_s,
+            "bare_read_s": bare_s, "bare_rows": bare_rows, "build_s": build_s, "peak_rss_mb": peak,
+            "stages": stages, "incremental_s": incremental_s, "incremental_share": incremental_s / build_s,
+            "build_over_bare": build_s / bare_s, "transitions": transitions_vs_pm4py(settings.kb_path, use_pm4py)}
+
+
+def report(r: dict) -> str:
+    lines = [f"\n== {r['persons']:,} persons: {r['delivered_rows']:,} delivered rows in {r['files']} files",
+             f"synthetic landing zone        {r['synth_s']:8.1f} s",
+             f"bare DuckDB read              {r['bare_read_s']:8.1f} s  ({r['bare_rows'] / r['bare_read_s']:,.0f} rows/s)",
+             f"full build through Dagster    {r['build_s']:8.1f} s  peak RSS {r['peak_rss_mb']:,.0f} MB",
+             f"  build / bare read           {r['build_over_bare']:8.2f}",
+             f"incremental (one TE month)    {r['incremental_s']:8.1f} s  = {100 * r['incremental_share']:.0f} % of full",
+             f"{'stage':<14}{'seconds':>9}{'rows':>14}{'rows/s':>14}{'peak MB':>10}"]
+    for s in STAGES:
+        st = r["stages"][s]
+        rate = f"{st['rows'] / st['seconds']:,.0f}" if st["rows"] and st["seconds"] else ""
+        lines.append(f"{s:<14}{st['seconds']:9.1f}{st['rows']:14,}{rate:>14}{st['peak_rss_mb']:10,.0f}")
+    other = r["build_s"] - sum(r["stages"][s]["seconds"] for s in STAGES)
+    lines.append(f"{'(other)':<14}{other:9.1f}   Dagster runs, checks (GX), landing scan, hashing")
+    t = r["transitions"]
+    line = f"pathway transitions: {t['ours_s'] * 1000:.1f} ms over {t['events']:,} episodes"
+    if "pm4py_s" in t:
+        line += f"; pm4py discover_dfg {t['pm4py_s'] * 1000:.1f} ms ({t['speedup']:.0f}× slower)"
+    lines.append(line)
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    results = []
+    rate = pseudonymisation_rate()
+    print(f"pseudonymisation: {rate:,.0f} distinct codes/s (1 000 000 codes, best of 3, one core)")
+    for n in args.persons:
+        r = one_size(n, Path(args.work) / str(n), args.pm4py)
+        r["pseudonymisation_codes_per_s"] = rate
+        print(report(r), flush=True)
+        results.append(r)
+        if not args.keep:
+            shutil.rmtree(Path(args.work) / str(n), ignore_errors=True)
+    out = Path(args.work) / "results.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    print(f"\nresults: {out}")
+    return 0
