@@ -21,7 +21,7 @@ import duckdb
 import yaml
 
 from assets import timing
-from assets.staging import PIPELINE_VERSION, QUARANTINE_SCHEMA
+from assets.staging import MEMORY_LIMIT, PIPELINE_VERSION
 from schemas.casting import q, staging_columns
 from schemas.contract import Contract
 
@@ -151,9 +151,8 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
         if d["partner"] in by_partner:
             by_partner[d["partner"]].append(d)
 
-    con = duckdb.connect(str(building))
+    con = duckdb.connect(str(building), config={"threads": 2, "memory_limit": MEMORY_LIMIT})
     try:
-        con.execute("SET threads = 2; SET preserve_insertion_order = true")
         # --- consent: the latest loaded snapshot alone is the truth
         consent_partner = next((p for p, c in contracts.items() if c.consent), None)
         snapshots = [d for d in by_partner.get(consent_partner, []) if _rows_file(d)]

@@ -20,10 +20,11 @@ def contract_check(contract: Contract) -> AssetChecksDefinition:
                  partitions_def=partitions_for(contract.partner),
                  description=f"GX: staged {contract.partner} rows keep the contract (blocking).")
     def _check(context: AssetCheckExecutionContext, tyokyky: TyokykyResource) -> AssetCheckResult:
-        frame = checks.load_staged(tyokyky.settings.staging, contract.partner, _periods(context))
+        frame, total = checks.load_staged(tyokyky.settings.staging, contract.partner, _periods(context))
         passed, failures = checks.validate(contract, frame)
         return AssetCheckResult(passed=passed, severity=AssetCheckSeverity.ERROR,
-                                metadata={"rows_checked": len(frame), "failed_expectations": json.dumps(failures)})
+                                metadata={"rows_checked": len(frame), "rows_staged": total,
+                                          "failed_expectations": json.dumps(failures)})
     return _check
 
 

@@ -135,9 +135,11 @@ def _write_partner(root: Path, partner: str, name: str, periods: np.ndarray, lin
         return 0
     order = np.argsort(periods, kind="stable")
     periods = periods[order]
-    lines = join(lines.take(pa.array(order)), newline).cast(pa.binary())
-    lines = pa.concat_arrays([lines])
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1)
+    lines = join(lines.take(pa.array(order)), newline)
+    if isinstance(lines, pa.ChunkedArray):
+        lines = lines.combine_chunks()
+    lines = pa.concat_arrays([lines.cast(pa.large_binary())])  # 64-bit offsets: GBs of text at scale
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64, count=len(lines) + 1)
     data = lines.buffers()[2]
     uniq, starts = np.unique(periods, return_index=True)
     ends = np.append(starts[1:], len(periods))

@@ -32,84 +32,89 @@ def raw_name(contract: Contract, column: Column) -> str:
     return f"r{contract.columns.index(column)}"
 
 
-def _typed(contract: Contract, c: Column) -> tuple[str, list[tuple[str, str]]]:
-    """The typed SQL expression of a column and its (condition, reason) checks."""
-    r = f"nullif(trim({raw_name(contract, c)}), '')"
+def parsed_name(contract: Contract, column: Column) -> str:
+    """Parsed (not yet range-checked) values are p0, p1, …: each parse runs once per row."""
+    return f"p{contract.columns.index(column)}"
+
+
+def _column_sql(contract: Contract, c: Column) -> tuple[str, str, list[tuple[str, str]]]:
+    """(parse expression over the raw text, typed expression over the parsed value,
+    (condition, reason) checks over raw / parsed / typed names) for one column."""
+    raw = raw_name(contract, c)
+    r = f"nullif(trim({raw}), '')"
+    p = parsed_name(contract, c)
+    t = q(c.target)
     checks: list[tuple[str, str]] = []
     if c.required:
         checks.append((f"{r} IS NULL", f"{c.name}: required field empty"))
+    parse_failed = f"{r} IS NOT NULL AND {p} IS NULL"
     if c.type == "text":
-        return r, checks
+        return r, p, checks
     if c.type == "code":
         cases = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in c.codes.items())
-        expr = f"CASE {r} {cases} END"
-        allowed = ", ".join(c.codes)
-        checks.append((f"{r} IS NOT NULL AND ({expr}) IS NULL", f"{c.name}: not one of {allowed}"))
-        return expr, checks
+        checks.append((parse_failed, f"{c.name}: not one of {', '.join(c.codes)}"))
+        return f"CASE {r} {cases} END", p, checks
     if c.type == "date":
         parts = [f"try_strptime({r}, {lit(DATE_FORMATS[f])})::DATE" for f in c.formats]
-        expr = f"coalesce({', '.join(parts)})" if len(parts) > 1 else parts[0]
         fmts = " or ".join(HUMAN_FORMATS[f] for f in c.formats)
-        checks.append((f"{r} IS NOT NULL AND ({expr}) IS NULL",
-                       f"{c.name}: not a valid date in format {fmts}"))
-        checks.append((f"({expr}) NOT BETWEEN DATE {lit(DATE_RANGE[0])} AND DATE {lit(DATE_RANGE[1])}",
-                       f"{c.name}: date outside {DATE_RANGE[0][:4]}–{DATE_RANGE[1][:4]}"))
-        return f"CASE WHEN ({expr}) BETWEEN DATE {lit(DATE_RANGE[0])} AND DATE {lit(DATE_RANGE[1])} " \
-               f"THEN {expr} END", checks
+        checks.append((parse_failed, f"{c.name}: not a valid date in format {fmts}"))
+        in_range = f"{p} BETWEEN DATE {lit(DATE_RANGE[0])} AND DATE {lit(DATE_RANGE[1])}"
+        checks.append((f"NOT ({in_range})", f"{c.name}: date outside {DATE_RANGE[0][:4]}–{DATE_RANGE[1][:4]}"))
+        parse = f"coalesce({', '.join(parts)})" if len(parts) > 1 else parts[0]
+        return parse, f"CASE WHEN {in_range} THEN {p} END", checks
     if c.type == "month":
-        expr = f"try_strptime({r} || '01', '%Y%m%d')::DATE"
-        checks.append((f"{r} IS NOT NULL AND (NOT regexp_full_match({r}, '[0-9]{{6}}') OR ({expr}) IS NULL)",
-                       f"{c.name}: not a month YYYYMM"))
-        return f"CASE WHEN regexp_full_match({r}, '[0-9]{{6}}') THEN {expr} END", checks
+        checks.append((parse_failed, f"{c.name}: not a month YYYYMM"))
+        return (f"CASE WHEN regexp_full_match({r}, '[0-9]{{6}}') THEN try_strptime({r} || '01', '%Y%m%d')::DATE END",
+                p, checks)
     if c.type == "municipality":
-        ok = f"regexp_full_match({r}, '[0-9]{{1,3}}')"
-        checks.append((f"{r} IS NOT NULL AND NOT {ok}", f"{c.name}: not a municipality code of 1–3 digits"))
-        return f"CASE WHEN {ok} THEN lpad({r}, 3, '0') END", checks
+        checks.append((parse_failed, f"{c.name}: not a municipality code of 1–3 digits"))
+        return f"CASE WHEN regexp_full_match({r}, '[0-9]{{1,3}}') THEN lpad({r}, 3, '0') END", p, checks
     if c.type == "boolean":
-        checks.append((f"{r} IS NOT NULL AND {r} NOT IN ('true', 'false')", f"{c.name}: not true or false"))
-        return f"CASE {r} WHEN 'true' THEN true WHEN 'false' THEN false END", checks
+        checks.append((parse_failed, f"{c.name}: not true or false"))
+        return f"CASE {r} WHEN 'true' THEN true WHEN 'false' THEN false END", p, checks
     if c.type in ("integer", "cents"):
         pattern = f"[0-9]{{{c.digits}}}" if c.digits else "-?[0-9]+"
         ok = f"regexp_full_match({r}, {lit(pattern)})"
         what = f"a number of {c.digits} digits" if c.digits else "a whole number"
-        checks.append((f"{r} IS NOT NULL AND NOT {ok}", f"{c.name}: not {what}"))
-        expr = f"CASE WHEN {ok} THEN CAST({r} AS BIGINT) END"
-        if c.type == "cents":
-            expr = f"CASE WHEN {ok} THEN CAST(CAST({r} AS DECIMAL(18, 0)) / 100 AS DECIMAL(14, 2)) END"
+        checks.append((parse_failed, f"{c.name}: not {what}"))
+        parse = (f"CASE WHEN {ok} THEN CAST(CAST({r} AS DECIMAL(18, 0)) / 100 AS DECIMAL(14, 2)) END"
+                 if c.type == "cents" else f"CASE WHEN {ok} THEN CAST({r} AS BIGINT) END")
     elif c.type == "decimal":
         sep = {",": ",", ".": r"\.", "any": "[.,]"}[c.decimal_separator]
         ok = f"regexp_full_match({r}, {lit(f'-?[0-9]+({sep}[0-9]+)?')})"
         shown = {",": "decimal comma", ".": "decimal point", "any": "decimal comma or point"}
-        checks.append((f"{r} IS NOT NULL AND NOT {ok}",
-                       f"{c.name}: not a number (with {shown[c.decimal_separator]})"))
-        expr = f"CASE WHEN {ok} THEN CAST(replace({r}, ',', '.') AS DOUBLE) END"
+        checks.append((parse_failed, f"{c.name}: not a number (with {shown[c.decimal_separator]})"))
+        parse = f"CASE WHEN {ok} THEN CAST(replace({r}, ',', '.') AS DOUBLE) END"
     else:  # pragma: no cover - contract loading rejects unknown types
         raise ValueError(c.type)
     if c.minimum is not None or c.maximum is not None:
         lo = c.minimum if c.minimum is not None else "-1e308"
         hi = c.maximum if c.maximum is not None else "1e308"
-        checks.append((f"({expr}) NOT BETWEEN {lo} AND {hi}",
-                       f"{c.name}: outside its range {c.minimum}–{c.maximum}"))
+        checks.append((f"{p} NOT BETWEEN {lo} AND {hi}", f"{c.name}: outside its range {c.minimum}–{c.maximum}"))
     if c.range_by:
-        by = contract.column(c.range_by["column"])
-        by_raw = f"nullif(trim({raw_name(contract, by)}), '')"
+        by = f"nullif(trim({raw_name(contract, contract.column(c.range_by['column']))}), '')"
         for code, rng in c.range_by["ranges"].items():
             decimals = rng.get("decimals")
-            cond = f"({expr}) NOT BETWEEN {rng['min']} AND {rng['max']}"
+            cond = f"{p} NOT BETWEEN {rng['min']} AND {rng['max']}"
             if decimals is not None:
-                cond += f" OR ({expr}) <> round(({expr}), {decimals})"
+                cond += f" OR {p} <> round({p}, {decimals})"
             kind = "whole numbers" if decimals == 0 else f"at most {decimals} decimal(s)"
-            checks.append((f"{by_raw} = {lit(code)} AND ({cond})",
+            checks.append((f"{by} = {lit(code)} AND ({cond})",
                            f"{c.name}: outside the {code} range {rng['min']}–{rng['max']} ({kind})"))
-    return expr, checks
+    return parse, p, checks
 
 
 def validation_sql(contract: Contract, source: str) -> str:
-    """SQL that types every row of ``source`` and gives each its first error (or NULL)."""
-    typed_cols, checks = [], [(f"id_error IS NOT NULL", None)]
+    """SQL that types every row of ``source`` and gives each its first error (or NULL).
+
+    Three steps so that every value is parsed once: parse the raw text (p0, p1, …), type
+    it (the contract's names), then pick the first failing check.
+    """
+    parsed_cols, typed_cols, checks = [], [], [("id_error IS NOT NULL", None)]
     for c in contract.data_columns:
-        expr, col_checks = _typed(contract, c)
-        typed_cols.append(f"{expr} AS {q(c.target)}")
+        parse, typed, col_checks = _column_sql(contract, c)
+        parsed_cols.append(f"{parse} AS {parsed_name(contract, c)}")
+        typed_cols.append(f"{typed} AS {q(c.target)}")
         checks.extend(col_checks)
     for rule in contract.rules:
         a, b = contract.column(rule["column"]), contract.column(rule["other"])
@@ -117,43 +122,48 @@ def validation_sql(contract: Contract, source: str) -> str:
             checks.append((f"{q(a.target)} < {q(b.target)}", f"{a.name} is before {b.name}"))
         else:
             checks.append((f"{q(a.target)} > {q(b.target)}", f"{a.name} exceeds {b.name}"))
-
-    raw_cols = ", ".join(raw_name(contract, c) for c in contract.data_columns)
-    # Row checks may reference typed columns (rules), so they run on the typed projection.
     cases = []
     for cond, reason in checks:
         if reason is None:
             cases.append(f"WHEN {cond} THEN {lit(contract.identifier + ': ')} || id_error")
         else:
             cases.append(f"WHEN coalesce({cond}, false) THEN {lit(reason)}")
+    raw_cols = ", ".join(raw_name(contract, c) for c in contract.data_columns)
+    parsed_names = ", ".join(parsed_name(contract, c) for c in contract.data_columns)
     return f"""
-        WITH typed AS (
+        WITH parsed AS (
             SELECT _line, pseudonym, birth_year, sex, temporary_id, id_error, {raw_cols},
-                   {', '.join(typed_cols)}
+                   {', '.join(parsed_cols)}
             FROM {source}
-        )
-        SELECT *, CASE {' '.join(cases)} END AS reason FROM typed
+        ),
+        typed AS (SELECT *, {', '.join(typed_cols)} FROM parsed)
+        SELECT * EXCLUDE ({parsed_names}), CASE {' '.join(cases)} END AS reason FROM typed
     """
 
 
-def dedupe_sql(contract: Contract, checked: str) -> str:
-    """Exact repeats load once; one natural key with different content quarantines all its rows."""
+def _key_sql(contract: Contract) -> str:
+    return ", ".join("pseudonym" if k == contract.identifier else q(contract.column(k).target)
+                     for k in contract.natural_key)
+
+
+def dedupe_sql(contract: Contract, rows: str) -> str:
+    """For rows sharing a natural key: exact repeats load once (their repeats are quarantined);
+    one key with different content quarantines all its rows. Only ``rows`` whose key occurs
+    more than once need this, so the window work stays small."""
     raws = ", ".join(["pseudonym"] + [raw_name(contract, c) for c in contract.data_columns])
-    key = ", ".join("pseudonym" if k == contract.identifier else q(contract.column(k).target)
-                    for k in contract.natural_key)
+    key = _key_sql(contract)
     key_names = ", ".join(contract.natural_key)
     return f"""
-        WITH valid AS (SELECT * FROM {checked} WHERE reason IS NULL),
-        ranked AS (
+        WITH ranked AS (
             SELECT *, row_number() OVER w AS repeat_no, min(_line) OVER w AS first_line
-            FROM valid WINDOW w AS (PARTITION BY {raws})
+            FROM {rows} WINDOW w AS (PARTITION BY {raws})
         ),
         keyed AS (
             SELECT *, count(*) FILTER (WHERE repeat_no = 1) OVER (PARTITION BY {key}) AS versions,
                    string_agg(_line::VARCHAR, ', ' ORDER BY _line) OVER (PARTITION BY {key}) AS key_lines
             FROM ranked
         )
-        SELECT * EXCLUDE (repeat_no, first_line, versions, key_lines, reason),
+        SELECT _line,
             CASE
               WHEN versions > 1 THEN {lit(f'natural key ({key_names}) appears with different content on lines ')} || key_lines
               WHEN repeat_no > 1 THEN 'exact repeat of line ' || first_line
@@ -168,20 +178,28 @@ def cast_and_validate(contract: Contract, table: pa.Table, con: duckdb.DuckDBPyC
     renamed = table.rename_columns([raw_name(contract, contract.column(n)) if n in
                                     {c.name for c in contract.columns} else n for n in table.column_names])
     con.register("delivery_rows", renamed)
+    targets = ", ".join(q(c.target) for c in contract.data_columns)
+    key = _key_sql(contract)
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE checked AS {validation_sql(contract, 'delivery_rows')}")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE deduped AS {dedupe_sql(contract, 'checked')}")
-        targets = ", ".join(q(c.target) for c in contract.data_columns)
+        # rows whose natural key occurs more than once among the valid ones (usually none)
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE shared_keys AS
+            SELECT c.* FROM checked c SEMI JOIN (
+                SELECT {key} FROM checked WHERE reason IS NULL GROUP BY ALL HAVING count(*) > 1) d USING ({key})
+            WHERE c.reason IS NULL""")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE deduped AS {dedupe_sql(contract, 'shared_keys')}")
         loaded = con.sql(f"""
             SELECT pseudonym, birth_year, sex, temporary_id, {targets}, _line AS source_line
-            FROM deduped WHERE reason IS NULL ORDER BY _line""").to_arrow_table()
+            FROM checked WHERE reason IS NULL
+              AND _line NOT IN (SELECT _line FROM deduped WHERE reason IS NOT NULL)
+            ORDER BY _line""").to_arrow_table()
         quarantined = con.sql("""
             SELECT _line AS line, reason FROM checked WHERE reason IS NOT NULL
             UNION ALL SELECT _line, reason FROM deduped WHERE reason IS NOT NULL
             ORDER BY line""").to_arrow_table()
     finally:
         con.unregister("delivery_rows")
-        con.execute("DROP TABLE IF EXISTS checked; DROP TABLE IF EXISTS deduped")
+        con.execute("DROP TABLE IF EXISTS checked; DROP TABLE IF EXISTS shared_keys; DROP TABLE IF EXISTS deduped")
     return loaded, quarantined
 
 

@@ -12,23 +12,9 @@ from schemas.contract import Contract
 from schemas.readers import DeliveryRejected, ReadResult, check_columns, decode, text_table
 
 
-def read(contract: Contract, path: Path, period: str) -> ReadResult:
-    spec = contract.file
-    raw = path.read_bytes()
-    text = decode(raw, contract.encoding)
-    if text.startswith("\ufeff"):
-        text = text[1:]  # BOM: the spec says utf-8 files carry one; one missing is tolerated
-    if not text.strip():
-        raise DeliveryRejected("the file is empty")
-    data = text.encode("utf-8")
-    first_line = text.split("\n", 1)[0].rstrip("\r")
-    header = [h.strip().strip('"') if spec.get("quoting") else h.strip()
-              for h in first_line.split(spec["delimiter"])]
-    check_columns(contract, header)
-    if len(set(header)) != len(header):
-        raise DeliveryRejected("the header names a column twice")
-
-    bad_rows: list[tuple[int, int, int]] = []
+def _parse(data: bytes, header: list[str], spec: dict, threads: bool) -> tuple[pa.Table, list[tuple]]:
+    """Parse with pyarrow; malformed rows are collected as (line, expected, actual) fields."""
+    bad_rows: list[tuple[int | None, int, int]] = []
 
     def on_invalid(row) -> str:  # row.text is never kept: it may hold an identity code
         bad_rows.append((row.number, row.expected_columns, row.actual_columns))
@@ -37,7 +23,7 @@ def read(contract: Contract, path: Path, period: str) -> ReadResult:
     try:
         table = pacsv.read_csv(
             pa.BufferReader(data),
-            read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 26),
+            read_options=pacsv.ReadOptions(use_threads=threads, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(
                 delimiter=spec["delimiter"],
                 quote_char='"' if spec.get("quoting") else False,
@@ -50,6 +36,30 @@ def read(contract: Contract, path: Path, period: str) -> ReadResult:
     except (pa.ArrowInvalid, pa.ArrowException):  # message may quote content: replace it
         raise DeliveryRejected("the file cannot be parsed as delimited text with the agreed "
                                f"delimiter {spec['delimiter']!r}") from None
+    return table, bad_rows
+
+
+def read(contract: Contract, path: Path, period: str) -> ReadResult:
+    spec = contract.file
+    raw = path.read_bytes()
+    text = decode(raw, contract.encoding)
+    if text.startswith("\ufeff"):
+        text = text[1:]  # BOM: the spec says utf-8 files carry one; one missing is tolerated
+    if not text.strip():
+        raise DeliveryRejected("the file is empty")
+    # pyarrow parses UTF-8: a UTF-8 file is passed as is (less its BOM), others transcoded
+    utf8 = contract.encoding.replace("_", "-").lower() in ("utf-8", "utf8")
+    data = (raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw) if utf8 else text.encode("utf-8")
+    first_line = text.split("\n", 1)[0].rstrip("\r")
+    header = [h.strip().strip('"') if spec.get("quoting") else h.strip()
+              for h in first_line.split(spec["delimiter"])]
+    check_columns(contract, header)
+    if len(set(header)) != len(header):
+        raise DeliveryRejected("the header names a column twice")
+
+    table, bad_rows = _parse(data, header, spec, threads=True)
+    if any(n is None for n, _, _ in bad_rows):  # threaded parsing may not know a bad row's line
+        table, bad_rows = _parse(data, header, spec, threads=False)
 
     # Physical line of every parsed row: lines 2.. minus those the parser skipped.
     bad_numbers = np.array(sorted(n for n, _, _ in bad_rows), dtype=np.int64)
