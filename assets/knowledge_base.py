@@ -12,6 +12,7 @@ Order of work:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -77,39 +78,77 @@ def _files_sql(files: list[Path]) -> str:
     return "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
 
 
-def _apply_erasure(con: duckdb.DuckDBPyConnection, files: list[Path]) -> int:
-    """Remove the withdrawn persons' rows from every staging file that holds any."""
-    if not files or not con.sql("SELECT count(*) FROM withdrawn").fetchall()[0][0]:
-        return 0
-    hits = con.sql(f"""
-        SELECT filename, count(*) FROM read_parquet({_files_sql(files)}, filename = true, union_by_name = true)
-        WHERE pseudonym IS NOT NULL AND sha256(pseudonym) IN (SELECT erasure_token FROM withdrawn)
-        GROUP BY filename""").fetchall()
+def _token_digest(con) -> str:
+    """Identifies the set of withdrawn persons (their erasure tokens)."""
+    return con.sql("SELECT sha256(coalesce(string_agg(erasure_token, ',' ORDER BY erasure_token), '')) "
+                   "FROM withdrawn").fetchall()[0][0]
+
+
+def _apply_erasure(con: duckdb.DuckDBPyConnection, deliveries: list[dict], staging: Path, digest: str) -> int:
+    """Remove the withdrawn persons' rows from every staging file that holds any.
+
+    A delivery remembers the withdrawal set it was last checked against, so a build scans
+    only files staged since, unless someone new has withdrawn (then every file, once)."""
+    todo = [d for d in deliveries if _rows_file(d) and d.get("erasure_checked") != digest]
+    for cache in Path(staging).glob("*/_current.json"):  # caches made before this withdrawal set
+        if json.loads(cache.read_text()).get("erasure") != digest:
+            cache.with_suffix(".parquet").unlink(missing_ok=True)
+            cache.unlink()
     purged = 0
-    for filename, n in hits:
-        tmp = Path(filename).with_suffix(".purging")
-        con.execute(f"""COPY (SELECT * FROM read_parquet('{filename}')
-                        WHERE pseudonym IS NULL OR sha256(pseudonym) NOT IN (SELECT erasure_token FROM withdrawn))
-                        TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)""")
-        os.replace(tmp, filename)
-        purged += n
+    if todo and con.sql("SELECT count(*) FROM withdrawn").fetchall()[0][0]:
+        hits = con.sql(f"""
+            SELECT filename, count(*) FROM read_parquet({_files_sql([_rows_file(d) for d in todo])},
+                                                        filename = true, union_by_name = true)
+            WHERE pseudonym IS NOT NULL AND sha256(pseudonym) IN (SELECT erasure_token FROM withdrawn)
+            GROUP BY filename""").fetchall()
+        for filename, n in hits:
+            tmp = Path(filename).with_suffix(".purging")
+            con.execute(f"""COPY (SELECT * FROM read_parquet('{filename}')
+                            WHERE pseudonym IS NULL OR sha256(pseudonym) NOT IN (SELECT erasure_token FROM withdrawn))
+                            TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)""")
+            os.replace(tmp, filename)
+            purged += n
+    for d in todo:
+        state_path = d["dir"] / "delivery.json"
+        state = json.loads(state_path.read_text())
+        state["erasure_checked"] = d["erasure_checked"] = digest
+        tmp = state_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(state, indent=1, ensure_ascii=False))
+        os.replace(tmp, state_path)
     return purged
 
 
-def _staging_table(con, contract: Contract, files: list[Path], name: str) -> None:
-    """A temp table of the partner's latest record versions (natural key, latest period wins)."""
+def _staging_table(con, contract: Contract, files: list[Path], name: str, staging: Path, digest: str) -> None:
+    """A temp table of the partner's latest record versions (natural key, latest period wins).
+
+    The latest versions are cached per partner (``_current.parquet``) under a signature of
+    the staged files and the withdrawal set: an unchanged partner skips the window over its
+    whole history, which is most of an incremental build."""
     cols = staging_columns(contract)
-    con.execute(f"CREATE TEMP TABLE {name}_all ({', '.join(f'{q(n)} {t}' for n, t in cols)})")
-    if files:
-        con.execute(f"INSERT INTO {name}_all BY NAME SELECT * FROM read_parquet({_files_sql(files)}, union_by_name = true)")
-    key = ", ".join("pseudonym" if k == contract.identifier else q(contract.column(k).target)
-                    for k in contract.natural_key)
-    con.execute(f"""
-        CREATE TEMP TABLE {name} AS
-        SELECT * EXCLUDE (source_line) FROM {name}_all
-        WHERE pseudonym IS NOT NULL AND pseudonym NOT IN (SELECT pseudonym FROM excluded)
-        QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY delivery_period DESC, source_line DESC) = 1""")
-    con.execute(f"DROP TABLE {name}_all")
+    cache = Path(staging) / contract.partner / "_current.parquet"
+    stamp = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(files)]
+    signature = hashlib.sha256(json.dumps([stamp, digest, PIPELINE_VERSION, [list(c) for c in cols]]).encode()
+                               ).hexdigest()
+    meta = cache.with_suffix(".json")
+    fresh = meta.exists() and cache.exists() and json.loads(meta.read_text()).get("signature") == signature
+    if not fresh:
+        con.execute(f"CREATE TEMP TABLE {name}_all ({', '.join(f'{q(n)} {t}' for n, t in cols)})")
+        if files:
+            con.execute(f"INSERT INTO {name}_all BY NAME SELECT * FROM read_parquet({_files_sql(files)}, "
+                        "union_by_name = true)")
+        key = ", ".join("pseudonym" if k == contract.identifier else q(contract.column(k).target)
+                        for k in contract.natural_key)
+        tmp = cache.with_suffix(".parquet.tmp")
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        con.execute(f"""
+            COPY (SELECT * EXCLUDE (source_line) FROM {name}_all WHERE pseudonym IS NOT NULL
+                  QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY delivery_period DESC, source_line DESC) = 1)
+            TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)""")
+        con.execute(f"DROP TABLE {name}_all")
+        os.replace(tmp, cache)
+        meta.write_text(json.dumps({"signature": signature, "erasure": digest}))
+    con.execute(f"""CREATE TEMP TABLE {name} AS SELECT * FROM read_parquet('{cache}')
+                    WHERE pseudonym NOT IN (SELECT pseudonym FROM excluded)""")
 
 
 def _comment(con, kind: str, name: str, text: str) -> None:
@@ -171,8 +210,8 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
             con.execute("CREATE TEMP TABLE consent (erasure_token VARCHAR, pseudonym VARCHAR, is_withdrawn BOOLEAN)")
         con.execute("CREATE TEMP TABLE withdrawn AS SELECT erasure_token FROM consent WHERE is_withdrawn")
 
-        all_files = [f for d in deliveries if (f := _rows_file(d))]
-        purged = _apply_erasure(con, all_files)
+        digest = _token_digest(con)
+        purged = _apply_erasure(con, deliveries, staging, digest)
 
         # --- who is held back: programme clients without consent in force
         programme_files = [f for p, c in contracts.items() if p in ("ttk", "valmennus")
@@ -191,7 +230,7 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
             if contract.consent:
                 continue
             files = [f for d in by_partner[partner] if (f := _rows_file(d))]
-            _staging_table(con, contract, files, f"stg_{partner}")
+            _staging_table(con, contract, files, f"stg_{partner}", staging, digest)
 
         con.execute("CREATE SCHEMA kb; CREATE SCHEMA ind")
         with timing.stage("kb"):

@@ -24,7 +24,7 @@ class Pending:
 def pending(settings: Settings, existing: dict[str, set[str]]) -> Pending:
     """New or changed deliveries (by content hash against the last attempt), without the key."""
     contracts = load_contracts()
-    deliveries, _ = landing.scan(settings.landing, contracts)
+    deliveries, _ = landing.scan(settings.landing, contracts, settings.landing_hashes)
     new: dict[str, list[str]] = {}
     requests, changed = [], []
     for d in deliveries:

@@ -73,7 +73,7 @@ def run(settings: Settings, log=print) -> RunSummary:
     except KeyFileError as e:
         raise BuildStopped(str(e)) from None
     try:
-        deliveries, scan_warnings = landing.scan(settings.landing, load_contracts())
+        deliveries, scan_warnings = landing.scan(settings.landing, load_contracts(), settings.landing_hashes)
     except landing.LandingError as e:
         raise BuildStopped(str(e)) from None
     except OSError as e:

@@ -32,6 +32,11 @@ class Settings:
         return self.data / "staging"
 
     @property
+    def landing_hashes(self) -> Path:
+        """Cache of landing-file content hashes by (size, mtime)."""
+        return self.staging / "_landing_hashes.json"
+
+    @property
     def kb_path(self) -> Path:
         return self.data / KB_FILE
 

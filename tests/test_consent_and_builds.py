@@ -189,3 +189,20 @@ def test_all_faults_at_once_still_load_everything_else(tmp_path, key_file):
             "henkilotunnus: bad check character"]
     finally:
         con.close()
+
+
+def test_withdrawal_after_an_earlier_build_erases_caches_too(tmp_path, key_file):
+    """P5 is in force at the first build (rows cached in staging), withdraws in the next snapshot."""
+    landing = Landing(tmp_path / "landing")
+    handmade.write(landing)
+    snapshot = landing.root / "suostumukset" / "2022-12"
+    shutil.move(snapshot, tmp_path / "later_snapshot")
+    data = tmp_path / "data"
+    build(landing.root, data, key_file)
+    p5 = load_key_file(key_file).pseudonym(handmade.P5)
+    assert all_text_hits(data, p5)  # in force: P5 is everywhere, caches included
+    shutil.move(tmp_path / "later_snapshot", snapshot)
+    summary = build(landing.root, data, key_file)
+    assert summary.staged == {"suostumukset": ["2022-12"]}
+    assert all_text_hits(data, p5) == []
+    assert list(data.glob("staging/*/_current.parquet"))  # the caches were rebuilt without P5
