@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from schemas.casting import lit
 from schemas.contract import Contract
 
 QUARANTINE_WARN_SHARE = 0.05
@@ -39,7 +40,7 @@ def load_staged(staging: Path, partner: str, periods: list[str], sample_rows: in
     files = _files(staging, partner, periods)
     if not files:
         return pd.DataFrame(), 0
-    listed = ", ".join(f"'{f}'" for f in files)
+    listed = ", ".join(lit(str(f)) for f in files)
     with duckdb.connect() as con:
         con.execute("SET threads = 2")
         total = con.sql(f"SELECT count(*) FROM read_parquet([{listed}])").fetchall()[0][0]
@@ -116,7 +117,7 @@ def warnings(contract: Contract, staging: Path, periods: list[str]) -> dict[str,
     files = _files(staging, contract.partner, periods)
     if not files:
         return found
-    listed = ", ".join(f"'{f}'" for f in files)
+    listed = ", ".join(lit(str(f)) for f in files)
     with duckdb.connect() as con:
         for w in contract.warnings:
             if w["warning"] == "overlapping_spells":

@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import yaml
 
 from assets import timing
 from assets.staging import MEMORY_LIMIT, PIPELINE_VERSION
-from schemas.casting import q, staging_columns
+from schemas.casting import lit, q, staging_columns
 from schemas.contract import Contract
 
 HERE = Path(__file__).parent
@@ -46,6 +47,7 @@ class BuildResult:
     withdrawn_erased: int
     purged_rows: int
     tables: dict[str, int]
+    carried_forward: list[str]  # kb tables copied from the previous build (their partners unchanged)
 
 
 def load_parameters(path: str | Path | None = None) -> dict:
@@ -74,8 +76,12 @@ def _rows_file(state: dict) -> Path | None:
     return f if state.get("loaded") and f.exists() else None
 
 
+def _path_sql(path) -> str:
+    return lit(str(path))
+
+
 def _files_sql(files: list[Path]) -> str:
-    return "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
+    return "[" + ", ".join(lit(str(f)) for f in files) + "]"
 
 
 def _token_digest(con) -> str:
@@ -103,9 +109,9 @@ def _apply_erasure(con: duckdb.DuckDBPyConnection, deliveries: list[dict], stagi
             GROUP BY filename""").fetchall()
         for filename, n in hits:
             tmp = Path(filename).with_suffix(".purging")
-            con.execute(f"""COPY (SELECT * FROM read_parquet('{filename}')
+            con.execute(f"""COPY (SELECT * FROM read_parquet({_path_sql(filename)})
                             WHERE pseudonym IS NULL OR sha256(pseudonym) NOT IN (SELECT erasure_token FROM withdrawn))
-                            TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)""")
+                            TO {_path_sql(tmp)} (FORMAT parquet, COMPRESSION zstd)""")
             os.replace(tmp, filename)
             purged += n
     for d in todo:
@@ -118,37 +124,36 @@ def _apply_erasure(con: duckdb.DuckDBPyConnection, deliveries: list[dict], stagi
     return purged
 
 
-def _staging_table(con, contract: Contract, files: list[Path], name: str, staging: Path, digest: str) -> None:
-    """A temp table of the partner's latest record versions (natural key, latest period wins).
+def _current_versions(con, contract: Contract, files: list[Path], staging: Path, digest: str) -> tuple[Path, str]:
+    """The partner's latest record versions (natural key, latest period wins) as Parquet.
 
-    The latest versions are cached per partner (``_current.parquet``) under a signature of
-    the staged files and the withdrawal set: an unchanged partner skips the window over its
-    whole history, which is most of an incremental build."""
+    Cached per partner (``_current.parquet``) under a signature of the staged files and the
+    withdrawal set: an unchanged partner skips the window over its whole history, which is
+    most of an incremental build. Returns the file and its signature."""
     cols = staging_columns(contract)
     cache = Path(staging) / contract.partner / "_current.parquet"
     stamp = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(files)]
     signature = hashlib.sha256(json.dumps([stamp, digest, PIPELINE_VERSION, [list(c) for c in cols]]).encode()
                                ).hexdigest()
     meta = cache.with_suffix(".json")
-    fresh = meta.exists() and cache.exists() and json.loads(meta.read_text()).get("signature") == signature
-    if not fresh:
-        con.execute(f"CREATE TEMP TABLE {name}_all ({', '.join(f'{q(n)} {t}' for n, t in cols)})")
-        if files:
-            con.execute(f"INSERT INTO {name}_all BY NAME SELECT * FROM read_parquet({_files_sql(files)}, "
-                        "union_by_name = true)")
-        key = ", ".join("pseudonym" if k == contract.identifier else q(contract.column(k).target)
-                        for k in contract.natural_key)
-        tmp = cache.with_suffix(".parquet.tmp")
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        con.execute(f"""
-            COPY (SELECT * EXCLUDE (source_line) FROM {name}_all WHERE pseudonym IS NOT NULL
-                  QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY delivery_period DESC, source_line DESC) = 1)
-            TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)""")
-        con.execute(f"DROP TABLE {name}_all")
-        os.replace(tmp, cache)
-        meta.write_text(json.dumps({"signature": signature, "erasure": digest}))
-    con.execute(f"""CREATE TEMP TABLE {name} AS SELECT * FROM read_parquet('{cache}')
-                    WHERE pseudonym NOT IN (SELECT pseudonym FROM excluded)""")
+    if meta.exists() and cache.exists() and json.loads(meta.read_text()).get("signature") == signature:
+        return cache, signature
+    name = f"all_{contract.partner}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({', '.join(f'{q(n)} {t}' for n, t in cols)})")
+    if files:
+        con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM read_parquet({_files_sql(files)}, union_by_name = true)")
+    key = ", ".join("pseudonym" if k == contract.identifier else q(contract.column(k).target)
+                    for k in contract.natural_key)
+    tmp = cache.with_suffix(".parquet.tmp")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(f"""
+        COPY (SELECT * EXCLUDE (source_line) FROM {name} WHERE pseudonym IS NOT NULL
+              QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY delivery_period DESC, source_line DESC) = 1)
+        TO {_path_sql(tmp)} (FORMAT parquet, COMPRESSION zstd)""")
+    con.execute(f"DROP TABLE {name}")
+    os.replace(tmp, cache)
+    meta.write_text(json.dumps({"signature": signature, "erasure": digest}))
+    return cache, signature
 
 
 def _comment(con, kind: str, name: str, text: str) -> None:
@@ -168,6 +173,26 @@ def sql_files(folder: str) -> list[Path]:
     return sorted((HERE / "sql" / folder).glob("*.sql"))
 
 
+#: which partners each knowledge-base table is made from (a table whose partners are all
+#: unchanged is carried forward from the previous build instead of being made again)
+TABLE_SOURCES = {"clients": None, "episodes": {"ttk", "valmennus", "typ", "kunta"}, "coaching": {"valmennus"},
+                 "status_spells": {"te"}, "benefits": {"kela"}, "measurements": {"mittarit"}}
+
+
+def _previous_inputs(target: Path, key_fingerprint: str, exclusion: str) -> dict[str, str] | None:
+    """The partner signatures of the previous build, if it can be carried forward."""
+    if not target.exists():
+        return None
+    try:
+        with duckdb.connect(str(target), read_only=True) as prev:
+            info = prev.sql("SELECT key_fingerprint, pipeline_version, exclusion_digest FROM kb.build_info").fetchall()
+            if info != [(key_fingerprint, PIPELINE_VERSION, exclusion)]:
+                return None
+            return dict(prev.sql("SELECT partner, signature FROM kb.build_inputs").fetchall())
+    except duckdb.Error:
+        return None
+
+
 def build(staging: Path, target: Path, contracts: dict[str, Contract], key_fingerprint: str,
           parameters: dict | None = None, fail_before_swap: bool = False) -> BuildResult:
     """Build the knowledge base from staging into ``target`` atomically."""
@@ -180,19 +205,14 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
             "staging holds pseudonyms made under another key (fingerprint "
             f"{', '.join(sorted(f[:12] for f in fingerprints - {key_fingerprint}))}); refusing to mix keys: "
             "use the original key file or re-stage into a new data directory")
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    building = target.with_name(target.name + ".building")
-    for leftover in (building, building.with_name(building.name + ".wal")):
-        leftover.unlink(missing_ok=True)
     by_partner: dict[str, list[dict]] = {p: [] for p in contracts}
     for d in deliveries:
         if d["partner"] in by_partner:
             by_partner[d["partner"]].append(d)
 
-    con = duckdb.connect(str(building), config={"threads": 2, "memory_limit": MEMORY_LIMIT})
+    # --- consent (the latest loaded snapshot alone is the truth), erasure, who is held back
+    work = duckdb.connect(config={"threads": 2, "memory_limit": MEMORY_LIMIT})
     try:
-        # --- consent: the latest loaded snapshot alone is the truth
         consent_partner = next((p for p, c in contracts.items() if c.consent), None)
         snapshots = [d for d in by_partner.get(consent_partner, []) if _rows_file(d)]
         latest = max(snapshots, key=lambda d: d["period"]) if snapshots else None
@@ -200,42 +220,63 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
             c = contracts[consent_partner]
             given = c.column(c.consent["given"]).target
             withdrawn = c.column(c.consent["withdrawn"]).target
-            con.execute(f"""
+            work.execute(f"""
                 CREATE TEMP TABLE consent AS
                 SELECT erasure_token,
                        arg_max(pseudonym, ({q(given)}, {q(withdrawn)} IS NOT NULL)) AS pseudonym,
                        arg_max({q(withdrawn)} IS NOT NULL, ({q(given)}, {q(withdrawn)} IS NOT NULL)) AS is_withdrawn
-                FROM read_parquet('{_rows_file(latest)}') GROUP BY erasure_token""")
+                FROM read_parquet({_path_sql(_rows_file(latest))}) GROUP BY erasure_token""")
         else:
-            con.execute("CREATE TEMP TABLE consent (erasure_token VARCHAR, pseudonym VARCHAR, is_withdrawn BOOLEAN)")
-        con.execute("CREATE TEMP TABLE withdrawn AS SELECT erasure_token FROM consent WHERE is_withdrawn")
-
-        digest = _token_digest(con)
-        purged = _apply_erasure(con, deliveries, staging, digest)
-
-        # --- who is held back: programme clients without consent in force
-        programme_files = [f for p, c in contracts.items() if p in ("ttk", "valmennus")
-                           for d in by_partner[p] if (f := _rows_file(d))]
+            work.execute("CREATE TEMP TABLE consent (erasure_token VARCHAR, pseudonym VARCHAR, is_withdrawn BOOLEAN)")
+        work.execute("CREATE TEMP TABLE withdrawn AS SELECT erasure_token FROM consent WHERE is_withdrawn")
+        digest = _token_digest(work)
+        purged = _apply_erasure(work, deliveries, staging, digest)
+        programme_files = [f for p in ("ttk", "valmennus") for d in by_partner.get(p, []) if (f := _rows_file(d))]
+        work.execute("CREATE TEMP TABLE held_back (pseudonym VARCHAR)")
         if programme_files:
-            con.execute(f"""
-                CREATE TEMP TABLE held_back AS
+            work.execute(f"""
+                INSERT INTO held_back
                 SELECT DISTINCT pseudonym FROM read_parquet({_files_sql(programme_files)}, union_by_name = true)
                 WHERE pseudonym IS NOT NULL
                   AND pseudonym NOT IN (SELECT pseudonym FROM consent WHERE NOT is_withdrawn AND pseudonym IS NOT NULL)""")
+        held_back = work.sql("SELECT pseudonym FROM held_back ORDER BY pseudonym").to_arrow_table()
+        withdrawn_count = work.sql("SELECT count(*) FROM withdrawn").fetchall()[0][0]
+        current = {p: _current_versions(work, c, [f for d in by_partner[p] if (f := _rows_file(d))], staging, digest)
+                   for p, c in contracts.items() if not c.consent}
+    finally:
+        work.close()
+    exclusion = hashlib.sha256((digest + "|" + ",".join(held_back.column(0).to_pylist())).encode()).hexdigest()
+    signatures = {p: sig for p, (_, sig) in current.items()}
+    previous = _previous_inputs(target, key_fingerprint, exclusion)
+    carried = {t for t, sources in TABLE_SOURCES.items()
+               if previous is not None and sources is not None and all(previous.get(p) == signatures[p] for p in sources)}
+
+    # --- build into a new file: a copy of the previous one when tables can be carried forward
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = target.with_name(target.name + ".building")
+    for leftover in (building, building.with_name(building.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    if carried:
+        shutil.copyfile(target, building)
+    con = duckdb.connect(str(building), config={"threads": 2, "memory_limit": MEMORY_LIMIT})
+    try:
+        con.register("held_back_rows", held_back)
+        con.execute("CREATE TEMP TABLE excluded AS SELECT pseudonym FROM held_back_rows")
+        for partner, (cache, _) in current.items():
+            con.execute(f"""CREATE TEMP VIEW stg_{partner} AS SELECT * FROM read_parquet({_path_sql(cache)})
+                            WHERE pseudonym NOT IN (SELECT pseudonym FROM excluded)""")
+        if carried:
+            con.execute("DROP SCHEMA ind CASCADE")
+            for table in ["deliveries", "quarantine", "build_info", "parameters", "build_inputs",
+                          *(t for t in TABLE_SOURCES if t not in carried)]:
+                con.execute(f"DROP TABLE IF EXISTS kb.{table}")
+            con.execute("CREATE SCHEMA ind")
         else:
-            con.execute("CREATE TEMP TABLE held_back (pseudonym VARCHAR)")
-        con.execute("CREATE TEMP TABLE excluded AS SELECT pseudonym FROM held_back")
-
-        for partner, contract in contracts.items():
-            if contract.consent:
-                continue
-            files = [f for d in by_partner[partner] if (f := _rows_file(d))]
-            _staging_table(con, contract, files, f"stg_{partner}", staging, digest)
-
-        con.execute("CREATE SCHEMA kb; CREATE SCHEMA ind")
+            con.execute("CREATE SCHEMA kb; CREATE SCHEMA ind")
         with timing.stage("kb"):
             for path in sql_files("kb"):
-                con.execute(path.read_text())
+                if path.stem not in carried:
+                    con.execute(path.read_text())
 
         # --- deliveries, quarantine, build info, parameters
         con.execute("""CREATE TABLE kb.deliveries (partner VARCHAR, period VARCHAR, file VARCHAR,
@@ -257,6 +298,8 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
         if q_files:
             con.execute(f"INSERT INTO kb.quarantine SELECT partner, period, file, line, reason "
                         f"FROM read_parquet({_files_sql(q_files)}) ORDER BY partner, period, line")
+        con.execute("CREATE TABLE kb.build_inputs (partner VARCHAR, signature VARCHAR)")
+        con.executemany("INSERT INTO kb.build_inputs VALUES (?, ?)", sorted(signatures.items()))
 
         te_periods = [d["period"] for d in by_partner.get("te", []) if d.get("loaded")]
         any_periods = [d["period"] for d in deliveries if d.get("loaded")]
@@ -269,11 +312,12 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
                 ?::DATE AS as_of, ?::TIMESTAMP AS built_at, ? AS key_fingerprint, ? AS pipeline_version,
                 ? AS consent_snapshot_period,
                 (SELECT count(*) FROM kb.clients WHERE programme_client) AS programme_clients,
-                (SELECT count(*) FROM held_back) AS awaiting_consent,
-                (SELECT count(*) FROM withdrawn) AS withdrawn_erased,
-                (SELECT count(*) FROM kb.clients WHERE NOT programme_client) AS comparison_population""",
+                ?::BIGINT AS awaiting_consent, ?::BIGINT AS withdrawn_erased,
+                (SELECT count(*) FROM kb.clients WHERE NOT programme_client) AS comparison_population,
+                ? AS exclusion_digest""",
                     [as_of, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), key_fingerprint,
-                     PIPELINE_VERSION, latest["period"] if latest else None])
+                     PIPELINE_VERSION, latest["period"] if latest else None, held_back.num_rows, withdrawn_count,
+                     exclusion])
         s, sup = parameters["savings_scenario"], parameters["suppression"]
         con.execute("""CREATE TABLE kb.parameters AS SELECT ?::INTEGER AS long_term_unemployed,
                 ?::DOUBLE AS employment_rate, ?::DECIMAL(14, 2) AS municipal_labour_market_subsidy_eur,
@@ -303,4 +347,5 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
         raise
     con.close()
     os.replace(building, target)
-    return BuildResult(target, as_of, tables["clients"], info[0], info[1], info[2], purged, tables)
+    return BuildResult(target, as_of, tables["clients"], info[0], info[1], info[2], purged, tables,
+                       sorted(carried))

@@ -4,7 +4,9 @@ Thin: each partition is staged by :func:`assets.staging.stage_delivery`. A run m
 cover a range of periods (single-run backfill); unchanged deliveries are skipped by
 content hash, so re-running a range is cheap and history stays backfillable.
 """
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 from dagster import (AssetExecutionContext, AssetKey, AssetObservation, AssetsDefinition, BackfillPolicy,
                      DynamicPartitionsDefinition, MaterializeResult, MetadataValue, asset)
@@ -14,6 +16,29 @@ from pipelines.resources import TyokykyResource
 from schemas import Contract, load_contracts
 
 STAGING_WORKERS = 2  # the machine's cores
+#: Deliveries stage side by side only while their files add up to at most this many bytes:
+#: a backlog-sized delivery (an initial load) stages alone, so memory stays within budget.
+PARALLEL_BYTES = 64 * 2**20
+
+
+class _ByteGate:
+    """Admits work while the bytes in flight stay within a budget (one item always fits)."""
+
+    def __init__(self, budget: int):
+        self.budget, self.in_flight = budget, 0
+        self.cond = threading.Condition()
+
+    @contextmanager
+    def admit(self, size: int):
+        with self.cond:
+            self.cond.wait_for(lambda: self.in_flight == 0 or self.in_flight + size <= self.budget)
+            self.in_flight += size
+        try:
+            yield
+        finally:
+            with self.cond:
+                self.in_flight -= size
+                self.cond.notify_all()
 
 
 def partitions_for(partner: str) -> DynamicPartitionsDefinition:
@@ -21,12 +46,14 @@ def partitions_for(partner: str) -> DynamicPartitionsDefinition:
 
 
 def stage_periods(resource: TyokykyResource, contract: Contract, periods: list, log=None) -> list:
-    """Stage the given periods of one partner, two at a time (pyarrow and DuckDB release the
-    GIL, so reading, hashing and SQL of two deliveries overlap on two cores). Returns a summary
-    per period: counts and reasons, never identifiers."""
+    """Stage the given periods of one partner, two at a time while they are small (pyarrow and
+    DuckDB release the GIL, so reading, hashing and SQL of two deliveries overlap on two cores).
+    Returns a summary per period: counts and reasons, never identifiers."""
     settings = resource.settings
     key = resource.key()
     staging.check_key(settings.staging, key)
+
+    gate = _ByteGate(PARALLEL_BYTES)
 
     def one(period: str) -> dict:
         delivery = landing.scan_partner(settings.landing, contract, period, settings.landing_hashes)
@@ -34,7 +61,9 @@ def stage_periods(resource: TyokykyResource, contract: Contract, periods: list, 
             return {"period": period, "status": "absent", "note": "no delivery folder; staging kept"}
         if not staging.needs_staging(settings.staging, delivery, contract, key):
             return {"period": period, "status": "unchanged"}
-        attempt = staging.stage_delivery(settings.staging, delivery, contract, key)
+        size = delivery.file.stat().st_size if delivery.file else 0
+        with gate.admit(size):
+            attempt = staging.stage_delivery(settings.staging, delivery, contract, key)
         return {"period": period, "status": attempt.status, "file": attempt.file,
                 "rows_read": attempt.rows_read, "rows_loaded": attempt.rows_loaded,
                 "rows_quarantined": attempt.rows_quarantined, "reason": attempt.reason}

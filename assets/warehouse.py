@@ -37,6 +37,7 @@ def knowledge_base_and_indicators(context: AssetExecutionContext, tyokyky: Tyoky
         "awaiting_consent": result.awaiting_consent,
         "withdrawn_erased": result.withdrawn_erased,
         "rows_purged_after_withdrawal": result.purged_rows,
+        "tables_carried_forward": ", ".join(result.carried_forward) or "none (full build)",
         "key_fingerprint": key.short_fingerprint,
         **{f"rows_{t}": n for t, n in result.tables.items()},
     })

@@ -22,9 +22,10 @@ import numpy as np
 import pyarrow as pa
 
 from assets import timing
+from benchmarks.reference import bare_read, in_subprocess, timed_synth
 from pipelines.run import run
 from pipelines.settings import Settings
-from pipelines.synth import make_codes, write_landing_zone
+from pipelines.synth import make_codes
 from pseudonymize import PseudonymKey, generate_secret_file, pseudonymize_column
 
 STAGES = ["read", "pseudonymise", "stage", "kb", "ind", "report"]
@@ -61,41 +62,6 @@ class RssSampler:
         if windows is None:
             return max((r for _, r in self.samples), default=0)
         return max((r for t, r in self.samples if any(a <= t <= b for a, b in windows)), default=0)
-
-
-def bare_read(landing: Path) -> tuple[float, int]:
-    """DuckDB reading the same delivery files into tables (openpyxl for XLSX): the floor."""
-    import openpyxl
-
-    start = time.perf_counter()
-    rows = 0
-    con = duckdb.connect()
-    for f in sorted(landing.rglob("*.*")):
-        name = str(f).replace("'", "''")
-        if f.suffix == ".csv":
-            enc = "latin-1" if f.name.startswith("te_") else "utf-8"
-            delim = "," if f.name.startswith("kunta_") else ";"
-            con.execute(f"CREATE OR REPLACE TABLE t AS SELECT * FROM read_csv('{name}', delim='{delim}', "
-                        f"header=true, all_varchar=true, encoding='{enc}')")
-        elif f.suffix == ".jsonl":
-            con.execute(f"CREATE OR REPLACE TABLE t AS SELECT * FROM read_json('{name}', format='newline_delimited')")
-        elif f.suffix == ".txt":
-            con.execute(f"""CREATE OR REPLACE TABLE t AS
-                SELECT substr(l, 1, 11) AS hetu, substr(l, 12, 6) AS month, substr(l, 18, 4) AS benefit,
-                       substr(l, 22, 3) AS days, substr(l, 25, 10) AS paid, substr(l, 35, 10) AS share
-                FROM read_csv('{name}', columns={{'l': 'VARCHAR'}}, header=false, delim='\\x01',
-                              quote='', encoding='latin-1')
-                WHERE length(l) = 44""")
-        elif f.suffix == ".xlsx":
-            wb = openpyxl.load_workbook(f, read_only=True)
-            rows += sum(1 for _ in wb["Asiakkaat"].iter_rows(min_row=2, values_only=True))
-            wb.close()
-            continue
-        else:
-            continue
-        rows += con.sql("SELECT count(*) FROM t").fetchall()[0][0]
-    con.close()
-    return time.perf_counter() - start, rows
 
 
 def pseudonymisation_rate(n: int = 1_000_000) -> float:
@@ -144,27 +110,12 @@ def add_monthly_delivery(landing: Path) -> None:
     (new / "te_tilat_202301.csv").write_bytes(src.read_bytes())
 
 
-def _in_subprocess(fn, *args):
-    """Run generation and the bare read in their own process, so that the build's peak
-    memory is its own (an Arrow or DuckDB pool keeps what it once held)."""
-    import multiprocessing as mp
-
-    with mp.get_context("spawn").Pool(1) as pool:
-        return pool.apply(fn, args)
-
-
-def _timed_synth(landing: Path, n: int) -> tuple[float, dict]:
-    start = time.perf_counter()
-    stats = write_landing_zone(landing, persons=n, seed=1)
-    return time.perf_counter() - start, stats
-
-
 def one_size(n: int, work: Path, use_pm4py: bool) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     landing, data = work / "landing", work / "data"
-    synth_s, stats = _in_subprocess(_timed_synth, landing, n)
-    bare_s, bare_rows = _in_subprocess(bare_read, landing)
+    synth_s, stats = in_subprocess(timed_synth, landing, n)
+    bare_s, bare_rows = in_subprocess(bare_read, landing)
     key_file = generate_secret_file(work / "bench.key")
     settings = Settings(landing, data, key_file)
     timing.reset()

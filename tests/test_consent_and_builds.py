@@ -206,3 +206,33 @@ def test_withdrawal_after_an_earlier_build_erases_caches_too(tmp_path, key_file)
     assert summary.staged == {"suostumukset": ["2022-12"]}
     assert all_text_hits(data, p5) == []
     assert list(data.glob("staging/*/_current.parquet"))  # the caches were rebuilt without P5
+
+
+def _everything(data):
+    con = kb(data)
+    try:
+        out = {}
+        for schema, name in con.sql("""SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name = 'kb'
+                                       UNION ALL SELECT schema_name, view_name FROM duckdb_views()
+                                       WHERE schema_name = 'ind'""").fetchall():
+            if (schema, name) not in (("kb", "build_info"), ("kb", "deliveries"), ("kb", "build_inputs")):  # times, paths
+                out[f"{schema}.{name}"] = sorted(con.sql(f"SELECT * FROM {schema}.{name}").fetchall(), key=repr)
+        return out
+    finally:
+        con.close()
+
+
+def test_incremental_build_carries_tables_forward_and_equals_a_fresh_build(tmp_path, key_file):
+    landing = Landing(tmp_path / "landing")
+    handmade.write(landing)
+    data = tmp_path / "data"
+    build(landing.root, data, key_file)
+    landing.csv("te", "2023-01", [[handmade.P6, "858", "11", "2023-01-10", "", "Tuusula"]])
+    build(landing.root, data, key_file)
+    settings = Settings(landing.root, data, key_file)
+    again = knowledge_base.build(settings.staging, settings.kb_path, load_contracts(),
+                                 load_key_file(key_file).fingerprint)
+    assert again.carried_forward == ["benefits", "coaching", "episodes", "measurements", "status_spells"]
+    fresh = tmp_path / "fresh"
+    build(landing.root, fresh, key_file)
+    assert _everything(data) == _everything(fresh)

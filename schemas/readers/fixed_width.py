@@ -12,9 +12,26 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from schemas.contract import Contract
 from schemas.readers import DeliveryRejected, ReadResult, decode, text_table
+
+
+def _lines(raw: bytes, encoding: str) -> pa.Array:
+    """Every line as Arrow text, split by pyarrow (no Python string per record: a national
+    month is millions of lines). A unit-separator delimiter that records never contain
+    makes the CSV parser a line splitter; CR of CRLF is dropped with the line end."""
+    table = pacsv.read_csv(
+        pa.BufferReader(raw),
+        read_options=pacsv.ReadOptions(column_names=["line"], encoding=encoding, use_threads=True,
+                                       block_size=1 << 24),
+        parse_options=pacsv.ParseOptions(delimiter="\x1f", quote_char=False, escape_char=False,
+                                         newlines_in_values=False, ignore_empty_lines=False,
+                                         invalid_row_handler=lambda row: "error"),
+        convert_options=pacsv.ConvertOptions(column_types={"line": pa.string()}, strings_can_be_null=False,
+                                             quoted_strings_can_be_null=False))
+    return table.column("line").combine_chunks()
 
 
 def read(contract: Contract, path: Path, period: str) -> ReadResult:
@@ -22,36 +39,36 @@ def read(contract: Contract, path: Path, period: str) -> ReadResult:
     raw = path.read_bytes()  # binary: text mode would hide the CRLF record ends
     if not raw.strip():
         raise DeliveryRejected("the file is empty")
-    end = spec.get("line_end", "\r\n")
-    text = decode(raw, contract.encoding)
-    if end == "\r\n" and "\r\n" not in text:
+    decode(raw, contract.encoding)  # undecodable bytes reject the file (never for ISO-8859-1)
+    if spec.get("line_end", "\r\n") == "\r\n" and raw.count(b"\n") != raw.count(b"\r\n"):
         raise DeliveryRejected("records do not end with CRLF as agreed: export the file again")
-    lines = text.split(end)
-    if lines and lines[-1] == "":
-        lines.pop()
-    header = re.match(spec["header"]["pattern"], lines[0]) if lines else None
+    try:
+        lines = _lines(raw, contract.encoding)
+    except (pa.ArrowInvalid, pa.ArrowException):  # a record holding the separator byte
+        raise DeliveryRejected("the file holds control characters that are not allowed in records") from None
+    del raw
+    header = re.match(spec["header"]["pattern"], lines[0].as_py()) if len(lines) else None
     if not header:
         raise DeliveryRejected("the header record (ALKU + period + creation date) is missing or malformed")
     if "period" in header.groupdict() and header["period"] != period.replace("-", ""):
         raise DeliveryRejected(f"the header is for period {header['period']}, but the file lies in "
                                f"folder {period}: deliver it in the right folder")
-    trailer = re.match(spec["trailer"]["pattern"], lines[-1]) if len(lines) > 1 else None
+    trailer = re.match(spec["trailer"]["pattern"], lines[len(lines) - 1].as_py()) if len(lines) > 1 else None
     if not trailer:
         raise DeliveryRejected("the trailer record (LOPPU + record count) is missing: "
                                "the file is incomplete, deliver it again")
-    records = lines[1:-1]
+    records = lines.slice(1, len(lines) - 2)
     if int(trailer["count"]) != len(records):
         raise DeliveryRejected(f"the trailer counts {int(trailer['count'])} records but the file "
                                f"holds {len(records)}: the file is incomplete, deliver it again")
-    arr = pa.array(records, pa.string())
     line_numbers = np.arange(2, 2 + len(records), dtype=np.int64)
-    length = pc.utf8_length(arr).to_numpy(zero_copy_only=False)
+    length = pc.utf8_length(records).to_numpy(zero_copy_only=False)
     ok = length == spec["record_length"]
     errors = [(int(n), f"record is {int(l)} characters long, expected {spec['record_length']}")
               for n, l in zip(line_numbers[~ok], length[~ok])]
     if not ok.all():
-        arr = arr.filter(pa.array(ok))
-    columns = {c.name: pc.utf8_slice_codeunits(arr, c.start - 1, c.end) for c in contract.columns}
+        records = records.filter(pa.array(ok))
+    columns = {c.name: pc.utf8_slice_codeunits(records, c.start - 1, c.end) for c in contract.columns}
     columns = {k: pc.if_else(pc.equal(pc.utf8_trim_whitespace(v), ""), pa.scalar(None, pa.string()), v)
                for k, v in columns.items()}
     return ReadResult(text_table(columns, line_numbers[ok]), errors)
