@@ -19,26 +19,26 @@ import json
 import os
 import shutil
 import tempfile
-from functools import cache
 from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from assets import timing
 from assets.landing import Delivery
 from pseudonymize import PseudonymKey, pseudonymize_column
-from schemas.casting import cast_and_validate
+from schemas.casting import validate_chunk, write_loaded
 from schemas.contract import Contract
 from schemas.readers import DeliveryRejected, read_delivery
 
 QUARANTINE_SCHEMA = pa.schema([("partner", pa.string()), ("period", pa.string()), ("file", pa.string()),
                                ("line", pa.int64()), ("reason", pa.string())])
 PIPELINE_VERSION = "1"
-MEMORY_LIMIT = "2GB"  # DuckDB spills beyond this: national builds stay within a 4 GB machine budget  # bump when staging output changes shape: every delivery is re-staged
+MEMORY_LIMIT = "1536MB"  # DuckDB spills beyond this: national builds stay within a 4 GB budget
+CHUNK_ROWS = 1_000_000   # rows pseudonymised and checked at a time  # bump when staging output changes shape: every delivery is re-staged
 
 
 class StagingError(Exception):
@@ -122,40 +122,18 @@ def _quarantine_table(delivery: Delivery, lines: list[int], reasons: list[str]) 
     }, schema=QUARANTINE_SCHEMA)
 
 
-def _consent_tokens(contract: Contract, loaded: pa.Table) -> pa.Table:
-    """Consent snapshot rows: withdrawn rows keep only an erasure token, never the pseudonym.
-
-    The token is SHA-256 of the pseudonym: it lets later builds erase the person from
-    deliveries that arrive after the withdrawal, but names no one by itself.
-    """
-    withdrawn = contract.column(contract.consent["withdrawn"]).target
-    with _connection().cursor() as con:
-        con.register("consent_rows", loaded)
-        try:
-            return con.sql(f"""
-                SELECT * REPLACE (
-                    CASE WHEN "{withdrawn}" IS NULL THEN pseudonym END AS pseudonym,
-                    CASE WHEN "{withdrawn}" IS NULL THEN birth_year END AS birth_year,
-                    CASE WHEN "{withdrawn}" IS NULL THEN sex END AS sex,
-                    CASE WHEN "{withdrawn}" IS NULL THEN temporary_id END AS temporary_id),
-                    sha256(pseudonym) AS erasure_token
-                FROM consent_rows""").to_arrow_table()
-        finally:
-            con.unregister("consent_rows")
-
-
-def _swap_in(target: Path, files: dict[str, pa.Table | dict]) -> None:
-    """Write files into a fresh folder beside ``target`` and replace ``target`` with it."""
+def _fresh_folder(target: Path) -> Path:
+    """An empty folder beside ``target`` to write a new version into."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fresh = target.with_name(target.name + ".new")
-    old = target.with_name(target.name + ".old")
     shutil.rmtree(fresh, ignore_errors=True)
     fresh.mkdir()
-    for name, content in files.items():
-        if isinstance(content, pa.Table):
-            _write_parquet(content, fresh / name)
-        else:
-            (fresh / name).write_text(json.dumps(content, indent=1, ensure_ascii=False))
+    return fresh
+
+
+def _swap_in(fresh: Path, target: Path) -> None:
+    """Replace ``target`` with the completed ``fresh`` folder (the old version is dropped whole)."""
+    old = target.with_name(target.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():
         os.replace(target, old)
@@ -182,7 +160,11 @@ def _now() -> str:
 
 
 def stage_delivery(staging: Path, delivery: Delivery, contract: Contract, key: PseudonymKey) -> Attempt:
-    """Stage one delivery; a rejection is recorded, never raised."""
+    """Stage one delivery; a rejection is recorded, never raised.
+
+    The read rows are pseudonymised and checked in chunks into DuckDB (which spills beyond
+    its memory limit), the raw rows are dropped, and the loaded rows go from DuckDB to
+    Parquet directly: a backlog-sized delivery never sits in memory three times over."""
     if delivery.problem:
         return _record_rejection(staging, delivery, contract, key, delivery.problem, 0)
     try:
@@ -191,37 +173,36 @@ def stage_delivery(staging: Path, delivery: Delivery, contract: Contract, key: P
     except DeliveryRejected as e:
         return _record_rejection(staging, delivery, contract, key, str(e), 0)
     timing.add_rows("read", result.rows_read)
+    rows_read, row_errors, table = result.rows_read, result.row_errors, result.table
+    del result
 
-    with timing.stage("pseudonymise", result.table.num_rows):
-        ids = pseudonymize_column(result.table.column(contract.identifier), key)
-        table = result.table.drop_columns([contract.identifier])  # the raw code goes no further
-        for name in ids.column_names:
-            table = table.append_column(name, ids.column(name))
-    rows_read, row_errors = result.rows_read, result.row_errors
-    del result  # the raw rows (with identity codes) are dropped as early as possible
-    with timing.stage("stage", table.num_rows):
-        return _validate_and_write(staging, delivery, contract, key, table, rows_read, row_errors)
-
-
-def _validate_and_write(staging: Path, delivery: Delivery, contract: Contract, key: PseudonymKey,
-                        table: pa.Table, rows_read: int, row_errors: list[tuple[int, str]]) -> Attempt:
-    """Type and check the pseudonymised rows, then swap the period's new version in."""
+    target = period_dir(staging, delivery.partner, delivery.period)
+    fresh = _fresh_folder(target)
     with _connection().cursor() as con:  # a cursor per delivery: deliveries may stage in parallel
-        loaded, quarantined = cast_and_validate(contract, table, con)
+        for offset in range(0, max(table.num_rows, 1), CHUNK_ROWS):
+            chunk = table.slice(offset, CHUNK_ROWS)
+            with timing.stage("pseudonymise", chunk.num_rows):
+                ids = pseudonymize_column(chunk.column(contract.identifier), key)
+                chunk = chunk.drop_columns([contract.identifier])  # the raw code goes no further
+                for name in ids.column_names:
+                    chunk = chunk.append_column(name, ids.column(name))
+            with timing.stage("stage", chunk.num_rows):
+                validate_chunk(contract, chunk, con, first=offset == 0)
+            del chunk, ids
+        del table  # the raw rows (with identity codes) are gone before anything is written
+        with timing.stage("stage"):
+            rows_loaded, quarantined = write_loaded(contract, con, str(fresh / "rows.parquet"), delivery.period)
 
     lines = [n for n, _ in row_errors] + quarantined.column("line").to_pylist()
     reasons = [r for _, r in row_errors] + quarantined.column("reason").to_pylist()
     order = sorted(range(len(lines)), key=lines.__getitem__)
     quarantine = _quarantine_table(delivery, [lines[i] for i in order], [reasons[i] for i in order])
-    if contract.consent:
-        loaded = _consent_tokens(contract, loaded)
-    loaded = loaded.append_column("delivery_period", pa.array([delivery.period] * loaded.num_rows, pa.string()))
-
     attempt = Attempt(delivery.file_name, delivery.content_sha256, "loaded", None, rows_read,
-                      loaded.num_rows, quarantine.num_rows, key.fingerprint, contract_sha256(contract), _now())
+                      rows_loaded, quarantine.num_rows, key.fingerprint, contract_sha256(contract), _now())
     assert attempt.rows_read == attempt.rows_loaded + attempt.rows_quarantined, "row accounting broken"
+    _write_parquet(quarantine, fresh / "quarantine.parquet")
     state = {"partner": delivery.partner, "period": delivery.period,
              "loaded": asdict(attempt), "last_attempt": asdict(attempt)}
-    _swap_in(period_dir(staging, delivery.partner, delivery.period),
-             {"rows.parquet": loaded, "quarantine.parquet": quarantine, "delivery.json": state})
+    (fresh / "delivery.json").write_text(json.dumps(state, indent=1, ensure_ascii=False))
+    _swap_in(fresh, target)
     return attempt

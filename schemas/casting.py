@@ -172,35 +172,49 @@ def dedupe_sql(contract: Contract, rows: str) -> str:
     """
 
 
-def cast_and_validate(contract: Contract, table: pa.Table, con: duckdb.DuckDBPyConnection
-                      ) -> tuple[pa.Table, pa.Table]:
-    """(typed rows that load, quarantined rows as (_line, reason)), both ordered by line."""
-    renamed = table.rename_columns([raw_name(contract, contract.column(n)) if n in
-                                    {c.name for c in contract.columns} else n for n in table.column_names])
+def validate_chunk(contract: Contract, chunk: pa.Table, con: duckdb.DuckDBPyConnection, first: bool) -> None:
+    """Type and check one chunk of a delivery into the temp table ``checked``."""
+    renamed = chunk.rename_columns([raw_name(contract, contract.column(n)) if n in
+                                    {c.name for c in contract.columns} else n for n in chunk.column_names])
     con.register("delivery_rows", renamed)
+    try:
+        sql = validation_sql(contract, "delivery_rows")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE checked AS {sql}" if first else f"INSERT INTO checked {sql}")
+    finally:
+        con.unregister("delivery_rows")
+
+
+def write_loaded(contract: Contract, con: duckdb.DuckDBPyConnection, rows_path: str, period: str) -> tuple[int, pa.Table]:
+    """Resolve natural-key repeats and conflicts in ``checked``, write the loaded rows to
+    Parquet straight from DuckDB, and return (rows loaded, quarantined (line, reason))."""
     targets = ", ".join(q(c.target) for c in contract.data_columns)
     key = _key_sql(contract)
+    ids = "pseudonym, birth_year, sex, temporary_id"
+    extra = ""
+    if contract.consent:  # withdrawn rows keep only an erasure token, never the pseudonym
+        w = q(contract.column(contract.consent["withdrawn"]).target)
+        ids = ", ".join(f"CASE WHEN {w} IS NULL THEN {c} END AS {c}"
+                        for c in ("pseudonym", "birth_year", "sex", "temporary_id"))
+        extra = ", sha256(pseudonym) AS erasure_token"
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE checked AS {validation_sql(contract, 'delivery_rows')}")
-        # rows whose natural key occurs more than once among the valid ones (usually none)
         con.execute(f"""CREATE OR REPLACE TEMP TABLE shared_keys AS
             SELECT c.* FROM checked c SEMI JOIN (
                 SELECT {key} FROM checked WHERE reason IS NULL GROUP BY ALL HAVING count(*) > 1) d USING ({key})
             WHERE c.reason IS NULL""")
         con.execute(f"CREATE OR REPLACE TEMP TABLE deduped AS {dedupe_sql(contract, 'shared_keys')}")
-        loaded = con.sql(f"""
-            SELECT pseudonym, birth_year, sex, temporary_id, {targets}, _line AS source_line
-            FROM checked WHERE reason IS NULL
-              AND _line NOT IN (SELECT _line FROM deduped WHERE reason IS NOT NULL)
-            ORDER BY _line""").to_arrow_table()
+        loaded = con.execute(f"""
+            COPY (SELECT {ids}, {targets}, _line AS source_line{extra}, {lit(period)} AS delivery_period
+                  FROM checked WHERE reason IS NULL
+                    AND _line NOT IN (SELECT _line FROM deduped WHERE reason IS NOT NULL)
+                  ORDER BY _line)
+            TO {lit(rows_path)} (FORMAT parquet, COMPRESSION zstd)""").fetchall()[0][0]
         quarantined = con.sql("""
             SELECT _line AS line, reason FROM checked WHERE reason IS NOT NULL
             UNION ALL SELECT _line, reason FROM deduped WHERE reason IS NOT NULL
             ORDER BY line""").to_arrow_table()
     finally:
-        con.unregister("delivery_rows")
         con.execute("DROP TABLE IF EXISTS checked; DROP TABLE IF EXISTS shared_keys; DROP TABLE IF EXISTS deduped")
-    return loaded, quarantined
+    return int(loaded), quarantined
 
 
 DUCKDB_TYPES = {"text": "VARCHAR", "code": "VARCHAR", "municipality": "VARCHAR", "date": "DATE",
