@@ -76,6 +76,12 @@ def pseudonymisation_rate(n: int = 1_000_000) -> float:
     return n / best
 
 
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def transitions_vs_pm4py(kb_path: Path, use_pm4py: bool) -> dict:
     con = duckdb.connect(str(kb_path), read_only=True)
     sql = "SELECT * FROM ind.pathway_transitions"
@@ -93,10 +99,18 @@ def transitions_vs_pm4py(kb_path: Path, use_pm4py: bool) -> dict:
                          FROM kb.episodes e JOIN kb.clients c USING (pseudonym)
                          WHERE c.programme_client AND c.first_ttk_start IS NOT NULL
                          ORDER BY 1, 3, 2""").df()
-        start = time.perf_counter()
-        pm4py.discover_dfg(log)
-        out["pm4py_s"] = time.perf_counter() - start
+        out["pm4py_s"] = min(_timed(lambda: pm4py.discover_dfg(log)) for _ in range(3))
+        # the same directly-follows counts by SQL over the very same event log, for a like-for-like figure
+        same = duckdb.connect()
+        same.register("log_df", log)
+        same.execute('CREATE TABLE ev AS SELECT "case:concept:name" AS c, "concept:name" AS a, '
+                     '"time:timestamp" AS t FROM log_df')
+        dfg = ("SELECT a, nxt, count(*), count(DISTINCT c) FROM (SELECT c, a, lead(a) OVER "
+               "(PARTITION BY c ORDER BY t, a) AS nxt FROM ev) WHERE nxt IS NOT NULL GROUP BY ALL")
+        out["ours_same_log_s"] = min(_timed(lambda: same.sql(dfg).fetchall()) for _ in range(3))
+        same.close()
         out["speedup"] = out["pm4py_s"] / best
+        out["speedup_same_log"] = out["pm4py_s"] / out["ours_same_log_s"]
     con.close()
     return out
 
@@ -153,7 +167,8 @@ def report(r: dict) -> str:
     t = r["transitions"]
     line = f"pathway transitions: {t['ours_s'] * 1000:.1f} ms over {t['events']:,} episodes"
     if "pm4py_s" in t:
-        line += f"; pm4py discover_dfg {t['pm4py_s'] * 1000:.1f} ms ({t['speedup']:.0f}× slower)"
+        line += (f"; pm4py discover_dfg {t['pm4py_s'] * 1000:.1f} ms ({t['speedup']:.1f}× the view; "
+                 f"{t['speedup_same_log']:.1f}× SQL on the same event log, {t['ours_same_log_s'] * 1000:.1f} ms)")
     lines.append(line)
     return "\n".join(lines)
 
