@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from dagster import AssetKey, RunRequest
 
 from assets import landing, staging
-from assets.partners import partner_key
-from assets.warehouse import IND_KEY, KB_KEY
 from pipelines.settings import Settings
 from schemas import load_contracts
 
@@ -36,13 +34,11 @@ def pending(settings: Settings, existing: dict[str, set[str]]) -> Pending:
             continue
         changed.append(f"{d.partner}/{d.period}")
         requests.append(RunRequest(
-            run_key=f"{d.partner}/{d.period}/{d.content_sha256[:16]}",
-            asset_selection=[partner_key(d.partner)], partition_key=d.period,
-            tags={"tyokyky/partner": d.partner, "tyokyky/period": d.period}))
+            run_key=f"{d.partner}/{d.period}/{d.content_sha256[:16]}", job_name=f"stage_{d.partner}",
+            partition_key=d.period, tags={"tyokyky/partner": d.partner, "tyokyky/period": d.period}))
     return Pending(new, requests, changed)
 
 
 def build_request(run_key: str | None) -> RunRequest:
     """Rebuild knowledge base, indicators and report (queued after the staging runs)."""
-    return RunRequest(run_key=run_key, asset_selection=[KB_KEY, IND_KEY, REPORT_KEY],
-                      tags={"tyokyky/step": "build"})
+    return RunRequest(run_key=run_key, job_name="build_knowledge_base", tags={"tyokyky/step": "build"})

@@ -7,14 +7,15 @@ TYOKYKY_LANDING / TYOKYKY_DATA / TYOKYKY_KEY_FILE, as for the command line.
 import hashlib
 
 from dagster import (AddDynamicPartitionsRequest, AssetSelection, DefaultScheduleStatus, DefaultSensorStatus,
-                     Definitions, ScheduleEvaluationContext, SensorEvaluationContext, SensorResult, SkipReason,
-                     define_asset_job, schedule, sensor)
+                     Definitions, ScheduleDefinition, SensorEvaluationContext, SensorResult, SkipReason,
+                     define_asset_job, sensor)
 
 from assets.partner_checks import PARTNER_CHECKS
 from assets.partners import PARTNER_ASSETS
 from assets.report import steering_report
 from assets.warehouse import IND_KEY, KB_KEY, knowledge_base_and_indicators
 from pipelines.automation import REPORT_KEY, build_request, pending
+from pipelines.nightly import nightly_job
 from pipelines.resources import TyokykyResource
 from pipelines.settings import Settings
 
@@ -32,7 +33,7 @@ def _existing(instance) -> dict[str, set[str]]:
             for a in PARTNER_ASSETS}
 
 
-@sensor(target=AssetSelection.all(), minimum_interval_seconds=300, default_status=DefaultSensorStatus.STOPPED,
+@sensor(jobs=[*stage_jobs, build_job], minimum_interval_seconds=300, default_status=DefaultSensorStatus.STOPPED,
         description="Watches the landing zone: new or changed deliveries are staged, then the knowledge base rebuilt.")
 def landing_zone_sensor(context: SensorEvaluationContext):
     p = pending(Settings.resolve(), _existing(context.instance))
@@ -45,20 +46,16 @@ def landing_zone_sensor(context: SensorEvaluationContext):
     )
 
 
-@schedule(cron_schedule="0 2 * * *", execution_timezone="Europe/Helsinki", target=AssetSelection.all(),
-          default_status=DefaultScheduleStatus.STOPPED,
-          description="Nightly: stage new deliveries and rebuild knowledge base, indicators and report.")
-def nightly_build(context: ScheduleEvaluationContext):
-    p = pending(Settings.resolve(), _existing(context.instance))
-    for name, keys in p.new_partitions.items():
-        context.instance.add_dynamic_partitions(name, keys)
-    return p.stage_requests + [build_request(None)]
+nightly_build = ScheduleDefinition(
+    name="nightly_build", cron_schedule="0 2 * * *", execution_timezone="Europe/Helsinki", job=nightly_job,
+    default_status=DefaultScheduleStatus.STOPPED,
+    description="Nightly: stage new deliveries and rebuild knowledge base, indicators and report.")
 
 
 defs = Definitions(
     assets=[*PARTNER_ASSETS, knowledge_base_and_indicators, steering_report],
     asset_checks=PARTNER_CHECKS,
-    jobs=[build_job, *stage_jobs],
+    jobs=[build_job, *stage_jobs, nightly_job],
     sensors=[landing_zone_sensor],
     schedules=[nightly_build],
     resources={"tyokyky": TyokykyResource.from_settings(Settings.resolve())},
