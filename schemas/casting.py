@@ -43,7 +43,6 @@ def _column_sql(contract: Contract, c: Column) -> tuple[str, str, list[tuple[str
     raw = raw_name(contract, c)
     r = f"nullif(trim({raw}), '')"
     p = parsed_name(contract, c)
-    t = q(c.target)
     checks: list[tuple[str, str]] = []
     if c.required:
         checks.append((f"{r} IS NULL", f"{c.name}: required field empty"))

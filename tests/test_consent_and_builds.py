@@ -12,7 +12,6 @@ from schemas import load_contracts
 from tests import handmade
 from tests.conftest import build, kb, rows
 from tests.landing_writer import Landing
-from tests.privacy import scan
 
 
 def all_text_hits(root, needle):

@@ -1,5 +1,4 @@
 """Both evaluator notebooks run top to bottom against a freshly built demo knowledge base."""
-import os
 from pathlib import Path
 
 import nbformat

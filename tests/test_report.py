@@ -1,7 +1,6 @@
 """The steering-group PDF: built through Dagster, Finnish, small cells suppressed."""
 import re
 
-import pytest
 from pypdf import PdfReader
 
 from reports.steering import build_report

@@ -3,7 +3,6 @@ import datetime as dt
 
 import pytest
 
-from pipelines.settings import Settings
 from tests.conftest import SAMPLE_EXPECTED as E
 from tests.conftest import kb, rows
 from tests.privacy import landing_codes, scan
