@@ -111,6 +111,13 @@ def validate(contract: Contract, frame: pd.DataFrame) -> tuple[bool, dict]:
     return result.success, failures
 
 
+def check_contract(staging: Path, contract: Contract, periods: list[str]) -> tuple[bool, dict, int, int]:
+    """The blocking check of the given periods: (passed, failures, rows checked, rows staged)."""
+    frame, total = load_staged(staging, contract.partner, periods)
+    passed, failures = validate(contract, frame)
+    return passed, failures, len(frame), total
+
+
 def warnings(contract: Contract, staging: Path, periods: list[str]) -> dict[str, int]:
     """Softer findings for the given periods (counts only)."""
     found: dict[str, int] = {}

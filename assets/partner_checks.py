@@ -20,10 +20,10 @@ def contract_check(contract: Contract) -> AssetChecksDefinition:
                  partitions_def=partitions_for(contract.partner),
                  description=f"GX: staged {contract.partner} rows keep the contract (blocking).")
     def _check(context: AssetCheckExecutionContext, tyokyky: TyokykyResource) -> AssetCheckResult:
-        frame, total = checks.load_staged(tyokyky.settings.staging, contract.partner, _periods(context))
-        passed, failures = checks.validate(contract, frame)
+        passed, failures, checked, total = checks.check_contract(tyokyky.settings.staging, contract,
+                                                                 _periods(context))
         return AssetCheckResult(passed=passed, severity=AssetCheckSeverity.ERROR,
-                                metadata={"rows_checked": len(frame), "rows_staged": total,
+                                metadata={"rows_checked": checked, "rows_staged": total,
                                           "failed_expectations": json.dumps(failures)})
     return _check
 

@@ -14,7 +14,7 @@ from assets.partner_checks import PARTNER_CHECKS
 from assets.partners import PARTNER_ASSETS
 from assets.report import steering_report
 from assets.warehouse import IND_KEY, KB_KEY, knowledge_base_and_indicators
-from pipelines.automation import REPORT_KEY, build_request, pending
+from pipelines.automation import REPORT_KEY, build_request, existing_partitions, pending
 from pipelines.nightly import nightly_job
 from pipelines.resources import TyokykyResource
 from pipelines.settings import Settings
@@ -28,15 +28,10 @@ stage_jobs = [define_asset_job(f"stage_{a.key.path[-1]}", selection=AssetSelecti
               for a in PARTNER_ASSETS]
 
 
-def _existing(instance) -> dict[str, set[str]]:
-    return {f"{a.key.path[-1]}_deliveries": set(instance.get_dynamic_partitions(f"{a.key.path[-1]}_deliveries"))
-            for a in PARTNER_ASSETS}
-
-
 @sensor(jobs=[*stage_jobs, build_job], minimum_interval_seconds=300, default_status=DefaultSensorStatus.STOPPED,
         description="Watches the landing zone: new or changed deliveries are staged, then the knowledge base rebuilt.")
 def landing_zone_sensor(context: SensorEvaluationContext):
-    p = pending(Settings.resolve(), _existing(context.instance))
+    p = pending(Settings.resolve(), existing_partitions(context.instance))
     if not p.changed and not p.new_partitions:
         return SkipReason("no new or changed deliveries")
     digest = hashlib.sha256("|".join(p.changed).encode()).hexdigest()[:16]

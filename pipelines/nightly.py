@@ -6,9 +6,10 @@ materializations, so the UI shows each staged partition and the rebuilt assets.
 """
 from dagster import AssetKey, AssetMaterialization, Failure, OpExecutionContext, job, op
 
-from assets import checks, knowledge_base, landing, staging, timing
+from assets import checks, knowledge_base, landing, timing
 from assets.partners import partner_key, stage_periods
 from assets.warehouse import IND_KEY, KB_KEY
+from pipelines.automation import add_missing_partitions, periods_to_stage
 from pipelines.resources import TyokykyResource
 
 
@@ -20,21 +21,15 @@ def stage_new_deliveries(context: OpExecutionContext, tyokyky: TyokykyResource) 
     deliveries, warnings = landing.scan(s.landing, contracts, s.landing_hashes)
     for w in warnings:
         context.log.warning(w)
+    add_missing_partitions(context.instance, deliveries)
     staged = []
-    for partner, contract in contracts.items():
-        periods = [d.period for d in deliveries if d.partner == partner
-                   and staging.needs_staging(s.staging, d, contract, key)]
-        if not periods:
-            continue
-        name = f"{partner}_deliveries"
-        context.instance.add_dynamic_partitions(
-            name, sorted(set(periods) - set(context.instance.get_dynamic_partitions(name))))
+    for partner, periods in sorted(periods_to_stage(s, deliveries, contracts, key).items()):
+        contract = contracts[partner]
         for summary in stage_periods(tyokyky, contract, periods, context.log):
             context.log_event(AssetMaterialization(
                 partner_key(partner), partition=summary["period"],
                 metadata={k: v for k, v in summary.items() if v is not None and k != "period"}))
-        frame, total = checks.load_staged(s.staging, partner, periods)
-        passed, failures = checks.validate(contract, frame)
+        passed, failures, _, _ = checks.check_contract(s.staging, contract, periods)
         if not passed:
             raise Failure(f"{partner}: blocking contract check failed: {failures}; the knowledge base is not rebuilt")
         staged += [f"{partner}/{p}" for p in periods]

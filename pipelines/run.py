@@ -20,6 +20,7 @@ from assets.partner_checks import PARTNER_CHECKS
 from assets.partners import PARTNER_ASSETS
 from assets.report import steering_report
 from assets.warehouse import knowledge_base_and_indicators
+from pipelines.automation import add_missing_partitions, periods_to_stage
 from pipelines.resources import TyokykyResource
 from pipelines.settings import Settings
 from pseudonymize import KeyFileError, load_key_file
@@ -88,17 +89,9 @@ def run(settings: Settings, log=print) -> RunSummary:
     resource = TyokykyResource.from_settings(settings)
     contracts = load_contracts()
     summary = RunSummary(warnings=scan_warnings)
-    by_partner: dict[str, list] = {}
-    for d in deliveries:
-        by_partner.setdefault(d.partner, []).append(d)
-    for partner, items in sorted(by_partner.items()):
-        name = f"{partner}_deliveries"
-        known = set(instance.get_dynamic_partitions(name))
-        instance.add_dynamic_partitions(name, sorted({d.period for d in items} - known))
-        todo = [d.period for d in items if staging.needs_staging(settings.staging, d, contracts[partner], key)]
-        if not todo:
-            continue
-        keys = instance.get_dynamic_partitions(name)
+    add_missing_partitions(instance, deliveries)
+    for partner, todo in sorted(periods_to_stage(settings, deliveries, contracts, key).items()):
+        keys = instance.get_dynamic_partitions(f"{partner}_deliveries")
         first, last = min(todo, key=keys.index), max(todo, key=keys.index)
         log(f"staging {partner}: {len(todo)} deliver{'y' if len(todo) == 1 else 'ies'}")
         tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}

@@ -55,10 +55,8 @@ def test_client_without_consent_is_held_back_and_counted(handmade_build, session
         con.close()
 
 
-def test_consent_arriving_later_brings_the_client_in(tmp_path, key_file):
-    landing = Landing(tmp_path / "landing")
-    handmade.write(landing)
-    build(landing.root, tmp_path / "data", key_file)
+def test_consent_arriving_later_brings_the_client_in(tmp_path, key_file, built_once):
+    landing, _ = built_once
     (landing.root / "suostumukset" / "2022-12" / "suostumukset_202212.csv").unlink()
     landing.csv("suostumukset", "2022-12", [[handmade.P1, "1.1.2021", ""], [handmade.P2, "1.3.2021", ""],
                                             [handmade.P3, "1.9.2022", ""], [handmade.P4, "1.12.2022", ""],
@@ -74,16 +72,22 @@ def test_consent_arriving_later_brings_the_client_in(tmp_path, key_file):
         con.close()
 
 
+@pytest.fixture
+def built_once(tmp_path, key_file):
+    """The hand-made landing zone, built once through Dagster: (landing, data directory)."""
+    landing = Landing(tmp_path / "landing")
+    handmade.write(landing)
+    build(landing.root, tmp_path / "data", key_file)
+    return landing, tmp_path / "data"
+
+
 def _ind_snapshot(data):
     """Every indicator view's rows (order-insensitive)."""
     return {name[4:]: rows for name, rows in _everything(data).items() if name.startswith("ind.")}
 
 
-def test_idempotent_and_incremental(tmp_path, key_file):
-    landing = Landing(tmp_path / "landing")
-    handmade.write(landing)
-    data = tmp_path / "data"
-    build(landing.root, data, key_file)
+def test_idempotent_and_incremental(tmp_path, key_file, built_once):
+    landing, data = built_once
     first = _ind_snapshot(data)
     summary = build(landing.root, data, key_file)
     assert summary.staged == {}  # nothing changed: nothing staged again
@@ -101,11 +105,8 @@ def test_idempotent_and_incremental(tmp_path, key_file):
     assert len(after["data_quality"]) == len(first["data_quality"]) + 1
 
 
-def test_failed_build_leaves_previous_database_untouched(tmp_path, key_file):
-    landing = Landing(tmp_path / "landing")
-    handmade.write(landing)
-    data = tmp_path / "data"
-    build(landing.root, data, key_file)
+def test_failed_build_leaves_previous_database_untouched(tmp_path, key_file, built_once):
+    landing, data = built_once
     settings = Settings(landing.root, data, key_file)
     before = settings.kb_path.read_bytes()
     landing.csv("te", "2023-01", [[handmade.P6, "858", "11", "2023-01-10", "", "Tuusula"]])
@@ -119,11 +120,8 @@ def test_failed_build_leaves_previous_database_untouched(tmp_path, key_file):
     con.close()
 
 
-def test_refuses_to_mix_keys(tmp_path, key_file):
-    landing = Landing(tmp_path / "landing")
-    handmade.write(landing)
-    data = tmp_path / "data"
-    build(landing.root, data, key_file)
+def test_refuses_to_mix_keys(tmp_path, key_file, built_once):
+    landing, data = built_once
     other = generate_secret_file(tmp_path / "other.key")
     with pytest.raises(BuildStopped, match="pseudonymised with key fingerprint"):
         build(landing.root, data, other)
@@ -217,11 +215,8 @@ def _everything(data):
         con.close()
 
 
-def test_incremental_build_carries_tables_forward_and_equals_a_fresh_build(tmp_path, key_file):
-    landing = Landing(tmp_path / "landing")
-    handmade.write(landing)
-    data = tmp_path / "data"
-    build(landing.root, data, key_file)
+def test_incremental_build_carries_tables_forward_and_equals_a_fresh_build(tmp_path, key_file, built_once):
+    landing, data = built_once
     landing.csv("te", "2023-01", [[handmade.P6, "858", "11", "2023-01-10", "", "Tuusula"]])
     build(landing.root, data, key_file)
     settings = Settings(landing.root, data, key_file)
