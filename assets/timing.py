@@ -1,6 +1,7 @@
 """Per-stage wall time and row counts, for the benchmark (no effect on results).
 
-Stages: read, pseudonymise, stage (validate + write), kb, ind, report. The build runs
+Stages: read, pseudonymise, stage (validate + write), kb, ind, impact (the TTK impact
+comparison of spec v2), report. The build runs
 in process, so one process-wide tally serves the whole Dagster run. Deliveries stage
 two at a time, so staging seconds add up the time of both threads.
 """

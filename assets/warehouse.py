@@ -3,7 +3,10 @@
 from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetKey,
                      AssetSpec, MaterializeResult, MetadataValue, multi_asset)
 
+import duckdb
+
 from assets import knowledge_base
+from assets.impact import SMD_LIMIT, UNMATCHED_LIMIT, matching_quality
 from assets.partners import PARTNER_ASSETS
 from pipelines.resources import TyokykyResource
 
@@ -19,7 +22,10 @@ IND_KEY = AssetKey("indicators")
                   description="DuckDB schema ind: one SQL view per indicator (assets/sql/ind/)."),
     ],
     check_specs=[AssetCheckSpec("contract_views_answer", asset=IND_KEY, blocking=True,
-                                description="Every indicator of the evaluators' contract exists and answers.")],
+                                description="Every indicator of the evaluators' contract exists and answers."),
+                 AssetCheckSpec("impact_matching", asset=IND_KEY,
+                                description=f"Warns when the TTK impact comparison matches weakly: any |smd_after| > "
+                                            f"{SMD_LIMIT} or more than {UNMATCHED_LIMIT:.0%} of treated unmatched.")],
     pool="duckdb_writer",  # DuckDB allows one writer: builds never overlap
 )
 def knowledge_base_and_indicators(context: AssetExecutionContext, tyokyky: TyokykyResource):
@@ -46,3 +52,11 @@ def knowledge_base_and_indicators(context: AssetExecutionContext, tyokyky: Tyoky
     yield AssetCheckResult(asset_key=IND_KEY, check_name="contract_views_answer", passed=True,
                            severity=AssetCheckSeverity.ERROR,
                            metadata={"views": ", ".join(knowledge_base.REQUIRED_VIEWS)})
+    with duckdb.connect(str(result.path), read_only=True) as con:
+        quality = matching_quality(con)
+    yield AssetCheckResult(asset_key=IND_KEY, check_name="impact_matching", passed=quality.passed,
+                           severity=AssetCheckSeverity.WARN,
+                           description="; ".join(quality.problems) or "matching balanced",
+                           metadata={"matched_treated": quality.treated, "unmatched_treated": quality.unmatched,
+                                     "unmatched_share": quality.unmatched_share,
+                                     "balance": MetadataValue.md(quality.balance_markdown())})

@@ -28,7 +28,7 @@ from pipelines.settings import Settings
 from pipelines.synth import make_codes
 from pseudonymize import PseudonymKey, generate_secret_file, pseudonymize_column
 
-STAGES = ["read", "pseudonymise", "stage", "kb", "ind", "report"]
+STAGES = ["read", "pseudonymise", "stage", "kb", "ind", "impact", "report"]
 
 
 class RssSampler:

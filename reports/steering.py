@@ -35,6 +35,12 @@ INSTRUMENTS = {"TKI": "Työkykyindeksi TKI (0–10, suurempi parempi)",
                "WHODAS12": "WHODAS 12 (0–100, pienempi parempi)",
                "PHQ9": "PHQ-9 masennusoireet (0–27, pienempi parempi)",
                "AUDIT": "AUDIT alkoholinkäyttö (0–40, pienempi parempi)"}
+OUTCOMES = {  # impact outcome → (Finnish label, unit shown, scale to that unit)
+    "employed_open_market_6m": ("Avoimessa työssä 6 kk kohdalla", "%-yks.", 100),
+    "employed_open_market_12m": ("Avoimessa työssä 12 kk kohdalla", "%-yks.", 100),
+    "employed_months_12m": ("Työssäolokuukaudet 12 kk aikana", "kk", 1),
+    "municipal_cost_change_eur": ("Kunnan kustannusten muutos / asiakas", "€", 1),
+}
 PARTNERS = {"ttk": "TTK (sote)", "mittarit": "Mittaukset (sote)", "valmennus": "IPS-valmennus",
             "te": "TE-toimisto", "kela": "Kela", "typ": "TYP", "kunta": "Kunnat",
             "suostumukset": "Suostumukset"}
@@ -122,6 +128,23 @@ class Report:
                 cell._loc = "left"
         return ax
 
+    def impact(self):
+        """ind.impact_estimates by outcome, and the suppressor's word on whether to publish them."""
+        est = self.q("SELECT * FROM ind.impact_estimates").set_index("outcome")
+        return est, {o: r.att is not None and not self.sup.is_small(r.treated) and r.treated >= self.sup.threshold
+                     for o, r in est.iterrows()}
+
+    def attributable_saving(self) -> tuple[str, str]:
+        """(saving, 95 % interval) attributable to TTK: −att × matched treated of the cost change."""
+        est, shown = self.impact()
+        o = "municipal_cost_change_eur"
+        if o not in est.index or not shown[o]:
+            return HIDDEN, "ei arviota: alle 5 verrattavaa"
+        r = est.loc[o]
+        n = int(r["treated"])
+        return (fmt.euros(-r["att"] * n),
+                f"95 %:n väli {fmt.euros(-r['ci_high'] * n)} … {fmt.euros(-r['ci_low'] * n)}")
+
     # ------------------------------------------------------------------ pages
     def cover(self) -> None:
         fig = plt.figure(figsize=A4)
@@ -177,22 +200,27 @@ class Report:
              f"{s.count(e12['clients']) if e12 is not None else HIDDEN} seurattua"),
             ("IPS: työllistyi 6 kk:ssa", s.share(c6["placed"], c6["clients"]) if c6 is not None else HIDDEN,
              f"{s.count(c6['clients']) if c6 is not None else HIDDEN} valmennettua"),
-            ("Kunnan osuus, säästö 12 kk", s.euros(cs.loc["TOTAL", "saving_eur"], cs.loc["TOTAL", "clients"])
-             if "TOTAL" in cs.index else HIDDEN, "TMTU + toimeentulotuki, havaittu"),
+            ("Kunnan osuus: vähennys ennen–jälkeen", s.euros(cs.loc["TOTAL", "saving_eur"], cs.loc["TOTAL", "clients"])
+             if "TOTAL" in cs.index else HIDDEN, "havaittu muutos, ei ohjelman vaikutus"),
+            ("TTK:n ansiota: säästö 12 kk", *self.attributable_saving()),
+            ("TTK:n vaikutus avoimeen työhön 12 kk", self.effect_text("employed_open_market_12m"),
+             "verrattuna samankaltaisiin työnhakijoihin"),
             ("Suunnitelman säästöarvio", fmt.euros(sc["annual_saving_eur"][0]), "vuodessa, laskennallinen"),
         ]
         for i, (label, value, note) in enumerate(tiles):
             col, row = i % 2, i // 2
-            x, y = 0.08 + col * 0.43, 0.80 - row * 0.14
-            fig.add_artist(FancyBboxPatch((x, y), 0.40, 0.115, boxstyle="round,pad=0.005,rounding_size=0.01",
+            x, y = 0.08 + col * 0.43, 0.80 - row * 0.128
+            fig.add_artist(FancyBboxPatch((x, y), 0.40, 0.11, boxstyle="round,pad=0.005,rounding_size=0.01",
                                           facecolor=LIGHT, edgecolor="none", transform=fig.transFigure))
             fig.text(x + 0.02, y + 0.085, label, fontsize=9.5, color=GREY)
             fig.text(x + 0.02, y + 0.035, value, fontsize=19, weight="bold", color=BLUE)
             fig.text(x + 0.02, y + 0.012, note, fontsize=7.5, color=GREY)
-        self.paragraph(fig, 0.08, 0.20,
+        self.paragraph(fig, 0.08, 0.155,
                        "Luvut ovat tietopohjan tilanteesta tilannepäivänä. Työllistymisen ja säästöjen "
                        "seurantaan otetaan vain asiakkaat, joiden seuranta-aika on kokonaan päättynyt ennen "
-                       "tilannepäivää. Määritelmät ovat raportin lopussa.", width=95)
+                       "tilannepäivää. Ennen–jälkeen-muutos kuvaa samojen ihmisten kustannuksia; ohjelman "
+                       "ansiota on vain vaikutusarvio, joka vertaa samankaltaisiin työnhakijoihin (sivu "
+                       "Vaikuttavuus). Määritelmät ovat raportin lopussa.", width=95)
         self.finish(fig)
 
     def ttk_process(self) -> None:
@@ -349,11 +377,14 @@ class Report:
                  "TOTAL": "Yhteensä"}
         rows = [[names[r.benefit], s.count(r.clients), s.euros(r.before_eur, r.clients),
                  s.euros(r.after_eur, r.clients), s.euros(r.saving_eur, r.clients)] for r in cs.itertuples()]
-        fig.text(0.08, 0.915, "Havaittu: kunnan maksuosuus 12 kk ennen ja jälkeen arvioinnin alkukuukauden",
+        fig.text(0.08, 0.915, "Havaittu (ei ohjelman vaikutus): kunnan maksuosuus 12 kk ennen ja jälkeen TTK:n alun",
                  fontsize=10, color=GREY)
-        self.table(fig, [0.08, 0.76, 0.84, 0.14], ["Etuus", "Asiakkaita", "Ennen", "Jälkeen", "Säästö"], rows,
+        self.table(fig, [0.08, 0.78, 0.84, 0.12], ["Etuus", "Asiakkaita", "Ennen", "Jälkeen", "Vähennys"], rows,
                    [0.36, 0.13, 0.17, 0.17, 0.17])
-        ax = fig.add_axes([0.14, 0.50, 0.76, 0.22])
+        saving, interval = self.attributable_saving()
+        fig.text(0.08, 0.755, f"TTK:n ansiota (vaikutusarvio): säästö {saving}  ({interval})",
+                 fontsize=10, weight="bold", color=BLUE)
+        ax = fig.add_axes([0.14, 0.50, 0.76, 0.21])
         parts = cs[cs["benefit"] != "TOTAL"]
         drawn = bool(len(parts)) and int(parts["clients"].max()) >= s.threshold
         if drawn:
@@ -375,8 +406,91 @@ class Report:
         self.paragraph(fig, 0.08, 0.16,
                        "Säästöarvio = pitkäaikaistyöttömät × työllistymisaste × (työmarkkinatuen kuntaosuus + "
                        "toimeentulotuki). Parametrit ovat hankesuunnitelmasta ja muutettavissa asetuksista. "
-                       "Havaittu muutos ei yksin osoita ohjelman vaikutusta: vertailuryhmä on tietopohjassa.",
+                       "Ennen–jälkeen-muutos ei ole ohjelman vaikutus: moni olisi työllistynyt muutenkin. "
+                       "Vaikutusarvio = vaikutus kunnan kustannuksiin asiakasta kohden verrattuna samankaltaisiin "
+                       "työnhakijoihin × verratut TTK:n aloittaneet (sivu Vaikuttavuus).",
                        width=95, size=8.5)
+        self.finish(fig)
+
+    def effect_text(self, outcome: str) -> str:
+        """An estimate with its unit and sign, or hidden when fewer than the threshold are matched."""
+        est, shown = self.impact()
+        if outcome not in est.index or not shown[outcome]:
+            return HIDDEN
+        _, unit, scale = OUTCOMES[outcome]
+        value = est.loc[outcome, "att"] * scale
+        return ("+" if value > 0 else "") + f"{fmt.number(value, 0 if unit == '€' else 1)} {unit}"
+
+    def effects(self) -> None:
+        s = self.sup
+        fig = self.page("Vaikuttavuus: mitä TTK muutti")
+        est, shown = self.impact()
+        n = int(est["treated"].max()) if len(est) else 0
+        unmatched = int(est["unmatched_treated"].max()) if len(est) else 0
+        fig.text(0.08, 0.915, "Vaikutusarviot 95 %:n luottamusväleineen (TTK:n aloittaneet − verrokit)",
+                 fontsize=10, color=GREY)
+        for i, (outcome, (label, unit, scale)) in enumerate(OUTCOMES.items()):
+            y = 0.85 - i * 0.055
+            fig.text(0.08, y + 0.012, label, fontsize=8.5)
+            ax = fig.add_axes([0.46, y, 0.30, 0.04])
+            ax.set_yticks([])
+            ax.spines[["top", "right", "left"]].set_visible(False)
+            ax.axvline(0, color=GREY, linewidth=0.8, linestyle="--")
+            if outcome in est.index and shown[outcome]:
+                r = est.loc[outcome]
+                att, low, high = (float(r[c]) * scale for c in ("att", "ci_low", "ci_high"))
+                ax.plot([low, high], [0, 0], color=BLUE, linewidth=2)
+                ax.plot([att], [0], "o", color=ORANGE, markersize=6)
+                pad = (high - low) * 0.15 or 1
+                ax.set_xlim(min(low, 0) - pad, max(high, 0) + pad)
+                ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+                    lambda v, _: fmt.number(v, 0 if float(v).is_integer() else 1)))
+                ax.tick_params(axis="x", labelsize=7)
+                text = (f"{self.effect_text(outcome)}\n({fmt.number(low, 0 if unit == '€' else 1)} … "
+                        f"{fmt.number(high, 0 if unit == '€' else 1)})")
+            else:
+                ax.set_xticks([])
+                text = "ei arviota\n(alle 5 verrattavaa)"
+            fig.text(0.78, y + 0.005, text, fontsize=7.5, va="bottom")
+        rows = []
+        for outcome, (label, unit, scale) in OUTCOMES.items():
+            if outcome not in est.index:
+                continue
+            r, ok = est.loc[outcome], shown[outcome]
+            decimals = 0 if unit == "€" else 1
+            value = lambda v: fmt.number(float(v) * scale, decimals) if ok and v is not None else HIDDEN  # noqa: E731
+            rows.append([label, value(r["treated_mean"]), value(r["control_mean"]), value(r["att"]),
+                         f"{value(r['ci_low'])} … {value(r['ci_high'])}" if ok else HIDDEN])
+        self.table(fig, [0.08, 0.52, 0.84, 0.13], ["Tulos (yksikkö: %, kk tai €)", "TTK", "Verrokit", "Ero", "95 %:n väli"],
+                   rows, [0.40, 0.12, 0.12, 0.12, 0.24], size=7.5)
+        fig.text(0.08, 0.49, "Avoimessa työssä olevien osuus kuukausittain TTK:n aloituskuukaudesta (0)",
+                 fontsize=10, color=GREY)
+        es = self.q("SELECT * FROM ind.impact_event_study ORDER BY relative_month")
+        ax = fig.add_axes([0.12, 0.27, 0.80, 0.19])
+        points = es[[t is not None and t >= s.threshold for t in es["treated"]]] if len(es) else es
+        if len(points):
+            ax.plot(points["relative_month"], [v * 100 for v in points["treated_share"]], "-o", color=BLUE,
+                    markersize=3, label="TTK:n aloittaneet")
+            ax.plot(points["relative_month"], [v * 100 for v in points["control_share"]], "-o", color=GREY,
+                    markersize=3, label="verrokit (samankaltaiset työnhakijat)")
+            ax.axvline(0, color=ORANGE, linewidth=0.8, linestyle="--")
+            ax.set_xlabel("kuukautta aloituksesta", fontsize=8)
+            ax.set_ylabel("% avoimessa työssä", fontsize=8)
+            ax.tick_params(labelsize=7.5)
+            ax.legend(fontsize=7.5, frameon=False)
+        self.axis(ax, bool(len(points)))
+        self.paragraph(fig, 0.08, 0.205,
+                       "Miten luetaan: jokaista kuukautta verrataan pieneen kokeeseen. TTK-arvioinnin aloittaneita "
+                       "verrataan työnhakijoihin, jotka olivat edellisenä kuukautena työttömiä eivätkä olleet "
+                       "(vielä) aloittaneet TTK:ta tai IPS-valmennusta, ja joilla on sama sukupuoli, "
+                       "syntymävuoden viisivuotisryhmä ja sama määrä edeltävän vuoden työttömyyttä. Ero kertoo, "
+                       "mitä TTK:n aloittaminen juuri silloin muutti verrattuna siihen, ettei sitä aloitettu "
+                       "silloin; osa verrokeista aloittaa myöhemmin, joten arvio on varovainen. Se ei kerro, "
+                       "mitä olisi tapahtunut ilman ohjelmaa kokonaan. Tulokset perustuvat vain rekistereihin "
+                       "(TE-toimiston tilat ja Kelan maksut): hyvinvointi ja toimintakyky eivät näy niissä, eikä "
+                       "vertailu poista eroja, joita rekistereissä ei näy. Jos väli ylittää nollan, aineisto ei "
+                       f"riitä osoittamaan vaikutusta. Verrattuja TTK:n aloittaneita {s.count(n)}; ilman "
+                       f"verrokkia jäi {s.count(unmatched)}.", width=98, size=8)
         self.finish(fig)
 
     def data_quality(self) -> None:
@@ -436,6 +550,12 @@ class Report:
             "ratkaisee. Palvelupolku = asiakkaan jaksot alkamispäivän ja palvelun mukaan järjestettynä. "
             "Toimintakyky: ensimmäinen alkumittaus ja viimeinen loppumittaus. Kustannukset: kunnan maksuosuus "
             "työmarkkinatuesta ja perustoimeentulotuesta 12 kk ennen ja jälkeen indeksikuukauden.\n\n"
+            "Vaikuttavuus. TTK:n aloittaneita, jotka olivat edeltävänä kuukautena työttömiä ja joiden 12 kk:n "
+            "seuranta on päättynyt, verrataan samana kuukautena työttömiin, jotka eivät olleet aloittaneet TTK:ta "
+            "tai IPS-valmennusta (samassa solussa: kuukausi, sukupuoli, syntymävuoden viisivuotisryhmä, edeltävän "
+            "vuoden työttömyyskuukaudet kolmen kuukauden luokissa). Asema kuukaudessa = tila kuukauden 15. päivänä. "
+            "Vaikutus = TTK:n aloittaneen tulos − solun verrokkien keskiarvo, keskiarvona; keskivirhe ottaa "
+            "huomioon myös verrokkien vaihtelun. Arviota ei näytetä alle viiden verratun joukosta.\n\n"
             f"Pienten lukujen suojaus. Julkaistavissa luvuissa 1–{self.sup.threshold - 1} henkilön määrät näytetään "
             f"muodossa <{self.sup.threshold}, eikä osuuksia, keskiarvoja, mediaaneja tai summia näytetä alle "
             f"{self.sup.threshold} henkilön joukosta. Jos taulukon rivillä on julkaistu summa, peitetään lisäksi "
@@ -462,7 +582,7 @@ def build_report(kb_path: Path, reports_dir: Path, threshold: int | None = None)
                                      "Subject": f"Tilanne {fmt.date(as_of)}"}) as pdf:
             report = Report(con, pdf, Suppressor(threshold))
             for page in (report.cover, report.summary, report.ttk_process, report.pathways, report.employment,
-                         report.capacity, report.savings, report.data_quality, report.methods):
+                         report.capacity, report.savings, report.effects, report.data_quality, report.methods):
                 page()
             pages = report.pages
         tmp.replace(path)

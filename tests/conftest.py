@@ -17,6 +17,8 @@ from tests.landing_writer import Landing
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE_LANDING = FIXTURES / "sample_landing"
 SAMPLE_EXPECTED = json.loads((FIXTURES / "sample_expected.json").read_text())
+IMPACT_LANDING = FIXTURES / "impact_landing"  # the shared impact sample (800 persons), copied
+IMPACT_EXPECTED = json.loads((FIXTURES / "impact_expected.json").read_text())
 
 
 @pytest.fixture(autouse=True)
@@ -71,6 +73,15 @@ def sample_build(tmp_path_factory, session_key_file):
     data = root / "data"
     summary = build(landing_dir, data, session_key_file)
     return {"landing": landing_dir, "data": data, "summary": summary, "key_file": session_key_file}
+
+
+@pytest.fixture(scope="session")
+def impact_build(tmp_path_factory, session_key_file):
+    """The impact sample landing zone built once through Dagster."""
+    root = tmp_path_factory.mktemp("impact")
+    shutil.copytree(IMPACT_LANDING, root / "landing")
+    summary = build(root / "landing", root / "data", session_key_file)
+    return {"landing": root / "landing", "data": root / "data", "summary": summary, "key_file": session_key_file}
 
 
 @pytest.fixture(scope="session")

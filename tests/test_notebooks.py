@@ -1,4 +1,4 @@
-"""Both evaluator notebooks run top to bottom against a freshly built demo knowledge base."""
+"""Every evaluator notebook runs top to bottom against a freshly built demo knowledge base."""
 from pathlib import Path
 
 import nbformat
@@ -18,5 +18,5 @@ def test_notebook_runs(path, demo_build, monkeypatch):
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the plots were drawn
 
 
-def test_there_are_two_notebooks():
-    assert {p.stem for p in NOTEBOOKS} == {"evaluator_quickstart", "pathways"}
+def test_there_are_three_notebooks():
+    assert {p.stem for p in NOTEBOOKS} == {"evaluator_quickstart", "impact", "pathways"}

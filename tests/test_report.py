@@ -10,8 +10,8 @@ from tests.conftest import build, kb, rows
 from tests.landing_writer import Landing
 
 HEADINGS = ["Ohjausryhmän raportti", "Tiivistelmä", "TTK-arviointiprosessi neljännesvuosittain", "Palvelupolut",
-            "Työllistyminen", "Toimintakyvyn muutos", "Kustannussäästöt kunnille", "Liite: aineiston laatu",
-            "Menetelmät ja määritelmät"]
+            "Työllistyminen", "Toimintakyvyn muutos", "Kustannussäästöt kunnille", "Vaikuttavuus: mitä TTK muutti",
+            "Liite: aineiston laatu", "Menetelmät ja määritelmät"]
 
 
 def pages(path):
@@ -22,7 +22,7 @@ def test_report_from_demo_data(demo_build):
     report = demo_build["summary"].report
     assert report.name == "ohjausryhmaraportti_2022-12-31.pdf"
     text = pages(report)
-    assert len(text) == 9
+    assert len(text) == 10
     for heading, page in zip(HEADINGS, text):
         assert heading in page
     con = kb(demo_build["data"])
@@ -60,6 +60,33 @@ def test_small_cells_are_never_shown(tmp_path, key_file):
     assert "3,5" not in capacity_page and "1,5" not in capacity_page
     assert "600" not in savings_page and "490" not in savings_page
     assert "Kuvaa ei näytetä" in capacity_page
+    # impact: fewer than 5 matched treated, so no estimate, no interval, no attributable saving
+    impact_page = text[7]
+    assert impact_page.count("ei arviota") == 4 and "Kuvaa ei näytetä" in impact_page
+    assert "%-yks." not in impact_page and "TTK:n ansiota: säästö 12 kk\n–\n" in summary_page
+    assert "säästö –" in savings_page
+
+
+def test_impact_page_from_the_impact_sample(impact_build):
+    """Estimates, intervals and the attributable saving (−att × matched treated) as published."""
+    text = pages(impact_build["summary"].report)
+    summary_page, savings_page, impact_page = text[1], text[6], text[7]
+    con = kb(impact_build["data"])
+    est = {r["outcome"]: r for r in rows(con, "SELECT * FROM ind.impact_estimates")}
+    cost = rows(con, "SELECT * FROM ind.cost_savings WHERE benefit = 'TOTAL'")[0]
+    con.close()
+    c = est["municipal_cost_change_eur"]
+    saving = f"{round(-c['att'] * c['treated']):,} €".replace(",", " ")
+    assert saving == "16 277 €"
+    assert f"TTK:n ansiota: säästö 12 kk\n{saving}\n" in summary_page
+    assert f"säästö {saving}" in savings_page
+    before_after = f"{round(float(cost['saving_eur'])):,} €".replace(",", " ")
+    assert f"Kunnan osuus: vähennys ennen–jälkeen\n{before_after}\nhavaittu muutos, ei ohjelman vaikutus" in summary_page
+    o12 = est["employed_open_market_12m"]
+    shown = f"+{o12['att'] * 100:.1f}".replace(".", ",") + " %-yks."
+    assert shown in summary_page and shown in impact_page
+    assert "Avoimessa työssä 12 kk kohdalla" in impact_page and "Verrattuja TTK:n aloittaneita 69" in impact_page
+    assert "ilman\nverrokkia jäi <5" in impact_page or "verrokkia jäi <5" in impact_page.replace("\n", " ")
 
 
 def test_threshold_from_parameters(tmp_path, key_file):
