@@ -5,7 +5,7 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
 
 import duckdb
 
-from assets import knowledge_base
+from assets import knowledge_base, timing
 from assets.impact import SMD_LIMIT, UNMATCHED_LIMIT, matching_quality
 from assets.partners import PARTNER_ASSETS
 from pipelines.resources import TyokykyResource
@@ -52,7 +52,7 @@ def knowledge_base_and_indicators(context: AssetExecutionContext, tyokyky: Tyoky
     yield AssetCheckResult(asset_key=IND_KEY, check_name="contract_views_answer", passed=True,
                            severity=AssetCheckSeverity.ERROR,
                            metadata={"views": ", ".join(knowledge_base.REQUIRED_VIEWS)})
-    with duckdb.connect(str(result.path), read_only=True) as con:
+    with timing.stage("impact"), duckdb.connect(str(result.path), read_only=True) as con:
         quality = matching_quality(con)
     yield AssetCheckResult(asset_key=IND_KEY, check_name="impact_matching", passed=quality.passed,
                            severity=AssetCheckSeverity.WARN,

@@ -58,6 +58,7 @@ class Report:
     def __init__(self, con: duckdb.DuckDBPyConnection, pdf: PdfPages, sup: Suppressor):
         self.con, self.pdf, self.sup = con, pdf, sup
         self.pages = 0
+        self._impact = None
         info = con.sql("SELECT * FROM kb.build_info").df().iloc[0]
         self.info = info
         self.as_of = info["as_of"].date() if info["as_of"] is not None else None
@@ -129,10 +130,12 @@ class Report:
         return ax
 
     def impact(self):
-        """ind.impact_estimates by outcome, and the suppressor's word on whether to publish them."""
-        est = self.q("SELECT * FROM ind.impact_estimates").set_index("outcome")
-        return est, {o: r.att is not None and not self.sup.is_small(r.treated) and r.treated >= self.sup.threshold
-                     for o, r in est.iterrows()}
+        """ind.impact_estimates by outcome, and whether each may be published (att exists and at
+        least the threshold of matched treated). Read once: three pages show it."""
+        if self._impact is None:
+            est = self.q("SELECT * FROM ind.impact_estimates").set_index("outcome")
+            self._impact = est, {o: r.att is not None and r.treated >= self.sup.threshold for o, r in est.iterrows()}
+        return self._impact
 
     def attributable_saving(self) -> tuple[str, str]:
         """(saving, 95 % interval) attributable to TTK: −att × matched treated of the cost change."""

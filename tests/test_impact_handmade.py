@@ -17,6 +17,8 @@ D1  F 1991, 01 from 1.6.2020: the one control of s3 (2021-06): variance term 0.
 F1  M 1980, TTK 1.2.2022: 12 months not yet observed: not treated; not unemployed before either.
 X1  temporary code, M 1980, TTK 10.3.2021, 01 throughout: would be treated in s1 — never appears.
 X2  temporary code, M 1981, 01 throughout: would be a control in s1 — never appears.
+O1  F 1975, 01 throughout, with a nested 11 spell 16.5.–14.7.2021 that covers only the 15th of June:
+    the later start wins in June, 01 resumes after it; a control in cells without treated.
 
 Cells with matched treated: s1 = (2021-03, M, 396, band 4): T1 against C1, C2, L1, K2;
 s3 = (2021-06, F, 398, 4): T2 against D1; s2 = (2021-09, M, 396, 4): L1 against C1, C2.
@@ -36,6 +38,7 @@ T1, U1, T2, L1 = hetu(1, 1, 1980, 101), hetu(2, 2, 1960, 202), hetu(3, 3, 1990, 
 C1, C2, K1, K2 = hetu(5, 5, 1981, 501), hetu(6, 6, 1982, 601), hetu(7, 7, 1984, 701), hetu(8, 8, 1984, 801)
 D1, F1 = hetu(9, 9, 1991, 102), hetu(10, 10, 1980, 111)
 X1, X2 = hetu(11, 11, 1980, 951), hetu(12, 12, 1981, 953)
+O1 = hetu(13, 1, 1975, 112)
 OUTCOMES = ["employed_open_market_6m", "employed_open_market_12m", "employed_months_12m", "municipal_cost_change_eur"]
 
 
@@ -73,6 +76,7 @@ def write_main(landing: Landing) -> None:
         te(D1, "01", D(2020, 6, 1)),
         te(F1, "01", D(2021, 12, 1)),
         te(X1, "01", start), te(X2, "01", start),
+        te(O1, "01", start), te(O1, "11", D(2021, 5, 16), D(2021, 7, 14)),
     ])
     landing.kela("2022-12", [
         (T1, "202006", "TMTU", 20, 20000, 10000),   # before m0 2021-03: 100 €
@@ -108,7 +112,7 @@ def pseudonym(key, code):
 def test_units_roles_and_cells(built):
     con, key = built
     who = {pseudonym(key, c): name for name, c in dict(T1=T1, U1=U1, T2=T2, L1=L1, C1=C1, C2=C2, K1=K1, K2=K2,
-                                                       D1=D1, F1=F1, X1=X1, X2=X2).items()}
+                                                       D1=D1, F1=F1, X1=X1, X2=X2, O1=O1).items()}
     units = {(r["role"], who[r["pseudonym"]], r["index_month"].isoformat()[:7]):
              (r["sex"], r["birth_year_group"], r["prior_unemployed_months"], r["prior_band"])
              for r in rows(con, "SELECT * FROM ind.impact_units")}
@@ -120,9 +124,22 @@ def test_units_roles_and_cells(built):
         ("C1", "2021-03"), ("C2", "2021-03"), ("L1", "2021-03"), ("K2", "2021-03"), ("D1", "2021-03"), ("T2", "2021-03"),
         ("C1", "2021-06"), ("C2", "2021-06"), ("L1", "2021-06"), ("D1", "2021-06"),
         ("C1", "2021-09"), ("C2", "2021-09"), ("D1", "2021-09"),
+        ("O1", "2021-03"), ("O1", "2021-06"), ("O1", "2021-09"),
     }   # K1 started coaching in 2021-03; K2 not eligible after its coaching began; X2 temporary
     assert units[("treated", "T1", "2021-03")] == ("M", 396, 12, 4)
     assert units[("control", "D1", "2021-03")] == ("F", 398, 9, 3)   # 01 from June 2020: 9 of 12 months
+    assert units[("control", "O1", "2021-09")] == ("F", 395, 11, 4)   # June 2021 was 11
+
+
+def test_status_on_the_15th_and_the_latest_start(built):
+    """O1's nested 11 spell (16.5.–14.7.2021) decides June only; 01 holds May and July."""
+    con, key = built
+    got = {r["index_month"].isoformat()[:7]: r for r in rows(
+        con, f"SELECT * FROM ind.impact_units WHERE pseudonym = '{pseudonym(key, O1)}'")}
+    assert sorted(got) == ["2021-03", "2021-06", "2021-09"]   # unemployed on 15.5.2021: eligible in 2021-06
+    assert [got[m]["open_market_months"] for m in sorted(got)] == [1 << (3 + 12), 1 << (0 + 12), 1 << (-3 + 12)]
+    assert [got[m]["employed_months_12m"] for m in sorted(got)] == [1, 0, 0]
+    assert [got[m]["prior_unemployed_months"] for m in sorted(got)] == [12, 12, 11]
 
 
 def test_no_temporary_code_in_any_impact_view(built):
@@ -199,8 +216,8 @@ def smd(treated, pool, matched_mean):
 def test_balance_by_hand(con):
     got = {r["covariate"]: r for r in rows(con, "SELECT * FROM ind.impact_balance")}
     # the pool: every eligible (control, index month) pair of 2021-03, 2021-06 and 2021-09
-    by_year = {"C1": 1981, "C2": 1982, "L1": 1983, "K2": 1984, "D1": 1991, "T2": 1990}
-    pool_names = ["C1", "C2", "L1", "K2", "D1", "T2", "C1", "C2", "L1", "D1", "C1", "C2", "D1"]
+    by_year = {"C1": 1981, "C2": 1982, "L1": 1983, "K2": 1984, "D1": 1991, "T2": 1990, "O1": 1975}
+    pool_names = ["C1", "C2", "L1", "K2", "D1", "T2", "O1", "C1", "C2", "L1", "D1", "O1", "C1", "C2", "D1", "O1"]
     treated_years = [1980, 1990, 1983]
     matched = st.mean([st.mean([1981, 1982, 1983, 1984]), 1991, st.mean([1981, 1982])])
     b = got["birth_year"]
@@ -213,13 +230,13 @@ def test_balance_by_hand(con):
     assert male["treated_mean"] == pytest.approx(2 / 3) and male["smd_after"] == 0
     # prior cost: T1 100 €, T2 50 €, L1 0; C1 200 € at 2021-03 and 2021-09, 400 € at 2021-06; T2 50 € at 2021-03
     cost = got["prior_municipal_cost_eur"]
-    pool_cost = [200, 0, 0, 0, 0, 50, 400, 0, 0, 0, 200, 0, 0]
+    pool_cost = [200, 0, 0, 0, 0, 50, 0, 400, 0, 0, 0, 0, 200, 0, 0, 0]
     before, after = smd([100, 50, 0], pool_cost, st.mean([200 / 4, 0, 200 / 2]))
     assert cost["pool_mean"] == pytest.approx(st.mean(pool_cost))
     assert (cost["smd_before"], cost["smd_after"]) == (pytest.approx(before), pytest.approx(after))
-    prior = got["prior_unemployed_months"]   # D1 and T2 had 9 months in 2021-03, everyone else 12
+    prior = got["prior_unemployed_months"]   # D1, T2 had 9 months in 2021-03, O1 11 in 2021-09, the rest 12
     assert prior["treated_mean"] == 12 and prior["matched_mean"] == 12 and prior["smd_after"] == 0
-    assert prior["pool_mean"] == pytest.approx((11 * 12 + 2 * 9) / 13)
+    assert prior["pool_mean"] == pytest.approx((13 * 12 + 2 * 9 + 11) / 16)
 
 
 def test_one_matched_treated_gives_null_estimates(tmp_path, session_key_file):

@@ -2,7 +2,7 @@
 -- (knowledge-base spec v2): per outcome, d_i = Y_i − C_s(i) over matched treated,
 -- att = mean d_i, se = sqrt(Σ(d_i − att)² / (n(n − 1)) + Σ_s (t_s / n)² · v_s / c_s),
 -- ci = att ∓ 1.96 · se; att, se and ci are null when n < 2.
--- depends: ind.impact_outcomes, ind.impact_units
+-- depends: ind.impact_outcomes, ind.impact_units, ind.impact_cells
 CREATE OR REPLACE VIEW ind.impact_estimates AS
 WITH outcomes AS (
     SELECT * FROM (VALUES (1, 'employed_open_market_6m'), (2, 'employed_open_market_12m'),
@@ -28,9 +28,9 @@ unmatched AS (
 control_persons AS (  -- distinct persons among the eligible controls of the matched treated's cells
     SELECT count(DISTINCT u.pseudonym) AS controls
     FROM ind.impact_units u
+    SEMI JOIN (SELECT * FROM ind.impact_cells WHERE measure = 'employed_open_market_6m' AND treated > 0 AND controls > 0) c
+      USING (index_month, sex, birth_year_group, prior_band)
     WHERE u.role = 'control'
-      AND (u.index_month, u.sex, u.birth_year_group, u.prior_band) IN (
-          SELECT (index_month, sex, birth_year_group, prior_band) FROM matched)
 ),
 estimates AS (
     SELECT o.sort_order, o.outcome, coalesce(b.n, 0) AS treated, coalesce(u.unmatched_treated, 0) AS unmatched_treated,

@@ -1,94 +1,92 @@
--- ind.impact_units — the units of the TTK impact comparison (knowledge-base spec v2), one row per
--- (role, pseudonym, index_month): every treated TTK-cohort member at their index month, and every
--- eligible not-yet-treated control at each index month that has a treated person.
--- A table, made once per build: the three impact views and evaluators' sub-group analyses read it.
---
--- Status in month m = status on the 15th of m (the spell covering that day; the latest start
--- wins where spells overlap; none = no status). Municipal cost = municipal_share_eur of TMTU and
--- TOTU. Months are first days of months; as_of_month = the month of as_of.
--- The person-month series is made once from the spells (each spell spread over the months whose
--- 15th it covers), then every window of the spec is a range over it.
 CREATE TABLE ind.impact_units AS
 WITH params AS (
-    SELECT date_trunc('month', as_of)::DATE AS as_of_month FROM kb.build_info
+    SELECT year(as_of) * 12 + month(as_of) - 1 AS as_of_m FROM kb.build_info
 ),
-treated_candidates AS (  -- TTK cohort, reliable code, 12 months of follow-up observed
-    SELECT c.pseudonym, date_trunc('month', c.first_ttk_start)::DATE AS index_month
-    FROM kb.clients c, params p
-    WHERE c.programme_client AND c.first_ttk_start IS NOT NULL AND NOT c.temporary_id
-      AND (date_trunc('month', c.first_ttk_start) + INTERVAL 12 MONTH)::DATE <= p.as_of_month
+people AS (
+    SELECT row_number() OVER ()::INTEGER AS pid, pseudonym, sex, birth_year,
+           year(first_ttk_start) * 12 + month(first_ttk_start) - 1 AS ttk_m,
+           year(first_coaching_start) * 12 + month(first_coaching_start) - 1 AS coaching_m,
+           programme_client
+    FROM kb.clients WHERE NOT temporary_id
 ),
-span AS (  -- every month any window of the comparison can touch
-    SELECT (min(index_month) - INTERVAL 12 MONTH)::DATE AS lo, (max(index_month) + INTERVAL 12 MONTH)::DATE AS hi
-    FROM treated_candidates
+candidates AS (
+    SELECT pid, ttk_m AS m0 FROM people, params
+    WHERE programme_client AND ttk_m IS NOT NULL AND ttk_m + 12 <= as_of_m
 ),
-spell_months AS (  -- each spell over the months whose 15th it covers, clipped to the span
-    SELECT s.pseudonym, s.status, s.start_date,
-           greatest(date_trunc('month', s.start_date - INTERVAL 15 DAY) + INTERVAL 1 MONTH, span.lo)::DATE AS first_month,
-           least(coalesce(date_trunc('month', s.end_date - INTERVAL 14 DAY), span.hi), span.hi)::DATE AS last_month
-    FROM kb.status_spells s, span
+months AS (
+    SELECT DISTINCT m0, (m0 - min(m0) OVER ()) // 100 AS batch FROM candidates
 ),
-month_status AS (
-    SELECT pseudonym, month, arg_max(status, start_date) AS status
-    FROM (SELECT pseudonym, status, start_date,
-                 unnest(generate_series(first_month, last_month, INTERVAL 1 MONTH))::DATE AS month
-          FROM spell_months WHERE first_month <= last_month)
-    GROUP BY pseudonym, month
+bases AS (
+    SELECT batch, min(m0) - 12 AS base, max(m0) + 12 AS top FROM months GROUP BY batch
 ),
-index_months AS (  -- months with a treated person: status 01 in the month before the index month
-    SELECT t.pseudonym, t.index_month
-    FROM treated_candidates t
-    JOIN month_status m ON m.pseudonym = t.pseudonym
-     AND m.month = (t.index_month - INTERVAL 1 MONTH)::DATE AND m.status = '01'
+spells AS (
+    SELECT p.pid, s.status, s.start_date,
+           year(s.start_date) * 12 + month(s.start_date) - 1 + (day(s.start_date) > 15)::INTEGER AS first_m,
+           coalesce(year(s.end_date) * 12 + month(s.end_date) - 1 - (day(s.end_date) < 15)::INTEGER, 1000000) AS last_m
+    FROM kb.status_spells s JOIN people p USING (pseudonym)
 ),
-controls AS (  -- unemployed in the month before, started neither TTK nor coaching by its end
-    SELECT c.pseudonym, (m.month + INTERVAL 1 MONTH)::DATE AS index_month
-    FROM month_status m
-    JOIN (SELECT DISTINCT index_month FROM index_months) i ON m.month = (i.index_month - INTERVAL 1 MONTH)::DATE
-    JOIN kb.clients c ON c.pseudonym = m.pseudonym
-    WHERE m.status = '01' AND NOT c.temporary_id
-      AND (c.first_ttk_start IS NULL OR c.first_ttk_start >= i.index_month + INTERVAL 1 MONTH)
-      AND (c.first_coaching_start IS NULL OR c.first_coaching_start >= i.index_month + INTERVAL 1 MONTH)
+spell_bits AS (
+    SELECT s.pid, s.status, s.start_date, b.batch, b.base,
+           CASE WHEN greatest(s.first_m, b.base) <= least(s.last_m, b.top)
+                THEN ((1::HUGEINT << (least(s.last_m, b.top) - greatest(s.first_m, b.base) + 1)) - 1)
+                     << (greatest(s.first_m, b.base) - b.base)
+                ELSE 0 END AS covered
+    FROM spells s JOIN bases b ON s.first_m <= b.top AND s.last_m >= b.base
+),
+resolved AS (
+    SELECT pid, status, batch, base,
+           covered & ~coalesce(bit_or(covered) OVER (PARTITION BY pid, batch ORDER BY start_date
+                                                     ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING), 0) AS bits
+    FROM spell_bits
+),
+masks AS (
+    SELECT pid, batch, base,
+           coalesce(bit_or(bits) FILTER (WHERE status = '01'), 0) AS unemployed,
+           coalesce(bit_or(bits) FILTER (WHERE status IN ('01', '02')), 0) AS jobless,
+           coalesce(bit_or(bits) FILTER (WHERE status IN ('10', '11')), 0) AS employed,
+           coalesce(bit_or(bits) FILTER (WHERE status = '11'), 0) AS open_market
+    FROM resolved GROUP BY pid, batch, base
 ),
 units AS (
-    SELECT 'treated' AS role, pseudonym, index_month FROM index_months
-    UNION ALL
-    SELECT 'control', pseudonym, index_month FROM controls
+    SELECT k.pid, i.m0, i.m0 - k.base AS i,
+           CASE WHEN c.pid IS NOT NULL THEN 'treated' ELSE 'control' END AS role,
+           k.jobless, k.employed, k.open_market
+    FROM masks k
+    JOIN months i USING (batch)
+    JOIN people p ON p.pid = k.pid
+    LEFT JOIN candidates c ON c.pid = k.pid AND c.m0 = i.m0
+    WHERE (k.unemployed >> (i.m0 - 1 - k.base)) & 1 = 1
+      AND (c.pid IS NOT NULL OR ((p.ttk_m IS NULL OR p.ttk_m > i.m0) AND (p.coaching_m IS NULL OR p.coaching_m > i.m0)))
 ),
-status_features AS (
-    SELECT u.role, u.pseudonym, u.index_month,
-           count(*) FILTER (WHERE m.month < u.index_month AND m.status IN ('01', '02')) AS prior_unemployed_months,
-           count(*) FILTER (WHERE m.month > u.index_month AND m.status IN ('10', '11')) AS employed_months_12m,
-           count(*) FILTER (WHERE m.month = (u.index_month + INTERVAL 6 MONTH)::DATE AND m.status = '11') AS employed_open_market_6m,
-           count(*) FILTER (WHERE m.month = (u.index_month + INTERVAL 12 MONTH)::DATE AND m.status = '11') AS employed_open_market_12m,
-           coalesce(bit_or(1::BIGINT << (datediff('month', u.index_month, m.month) + 12))
-                    FILTER (WHERE m.status = '11'), 0) AS open_market_months
-    FROM units u
-    JOIN month_status m ON m.pseudonym = u.pseudonym
-     AND m.month BETWEEN (u.index_month - INTERVAL 12 MONTH)::DATE AND (u.index_month + INTERVAL 12 MONTH)::DATE
-    GROUP BY u.role, u.pseudonym, u.index_month
+payments AS (  -- municipal cost per person, as a list of (month, euros) inside the comparison's months
+    SELECT pseudonym, list(struct_pack(m := year(month) * 12 + month(month) - 1, eur := municipal_share_eur)) AS paid
+    FROM kb.benefits
+    WHERE benefit IN ('TMTU', 'TOTU')
+      AND year(month) * 12 + month(month) - 1 BETWEEN (SELECT min(base) FROM bases) AND (SELECT max(top) FROM bases)
+    GROUP BY pseudonym
 ),
 costs AS (
-    SELECT u.role, u.pseudonym, u.index_month,
-           coalesce(sum(b.municipal_share_eur) FILTER (WHERE b.month < u.index_month), 0) AS before_eur,
-           coalesce(sum(b.municipal_share_eur) FILTER (WHERE b.month > u.index_month), 0) AS after_eur
-    FROM units u
-    JOIN kb.benefits b ON b.pseudonym = u.pseudonym AND b.benefit IN ('TMTU', 'TOTU')
-     AND b.month BETWEEN (u.index_month - INTERVAL 12 MONTH)::DATE AND (u.index_month + INTERVAL 12 MONTH)::DATE
-    GROUP BY u.role, u.pseudonym, u.index_month
+    SELECT p.pid, c.paid FROM payments c JOIN people p USING (pseudonym)
+),
+unit_costs AS (
+    SELECT u.pid, u.m0,
+           coalesce(list_sum(list_transform(list_filter(c.paid, lambda x: x.m BETWEEN u.m0 - 12 AND u.m0 - 1),
+                                            lambda x: x.eur)), 0) AS before_eur,
+           coalesce(list_sum(list_transform(list_filter(c.paid, lambda x: x.m BETWEEN u.m0 + 1 AND u.m0 + 12),
+                                            lambda x: x.eur)), 0) AS after_eur
+    FROM units u JOIN costs c USING (pid)
 )
-SELECT u.role, u.pseudonym, u.index_month,
-       c.sex, c.birth_year, c.birth_year // 5 AS birth_year_group,
-       f.prior_unemployed_months,
-       (f.prior_unemployed_months - 1) // 3 + 1 AS prior_band,
+SELECT u.role, p.pseudonym, make_date(u.m0 // 12, u.m0 % 12 + 1, 1) AS index_month,
+       p.sex, p.birth_year, p.birth_year // 5 AS birth_year_group,
+       bit_count((u.jobless >> (u.i - 12)) & 4095)::INTEGER AS prior_unemployed_months,
+       (bit_count((u.jobless >> (u.i - 12)) & 4095) - 1) // 3 + 1 AS prior_band,
        coalesce(k.before_eur, 0)::DECIMAL(14, 2) AS prior_municipal_cost_eur,
-       f.employed_open_market_6m::INTEGER AS employed_open_market_6m,
-       f.employed_open_market_12m::INTEGER AS employed_open_market_12m,
-       f.employed_months_12m::INTEGER AS employed_months_12m,
+       ((u.open_market >> (u.i + 6)) & 1)::INTEGER AS employed_open_market_6m,
+       ((u.open_market >> (u.i + 12)) & 1)::INTEGER AS employed_open_market_12m,
+       bit_count((u.employed >> (u.i + 1)) & 4095)::INTEGER AS employed_months_12m,
        (coalesce(k.after_eur, 0) - coalesce(k.before_eur, 0))::DECIMAL(14, 2) AS municipal_cost_change_eur,
-       f.open_market_months
+       ((u.open_market >> (u.i - 12)) & 33554431)::BIGINT AS open_market_months
 FROM units u
-JOIN kb.clients c USING (pseudonym)
-JOIN status_features f USING (role, pseudonym, index_month)
-LEFT JOIN costs k USING (role, pseudonym, index_month)
-ORDER BY u.index_month, u.role DESC, u.pseudonym;
+JOIN people p USING (pid)
+LEFT JOIN unit_costs k USING (pid, m0)
+ORDER BY u.m0, u.role DESC;
