@@ -96,7 +96,7 @@ def built(tmp_path_factory, session_key_file):
     write_main(Landing(root / "landing"))
     build(root / "landing", root / "data", session_key_file)
     con = kb(root / "data")
-    yield con, load_key_file(session_key_file)
+    yield con, load_key_file(session_key_file), root / "data"
     con.close()
 
 
@@ -110,7 +110,7 @@ def pseudonym(key, code):
 
 
 def test_units_roles_and_cells(built):
-    con, key = built
+    con, key, _ = built
     who = {pseudonym(key, c): name for name, c in dict(T1=T1, U1=U1, T2=T2, L1=L1, C1=C1, C2=C2, K1=K1, K2=K2,
                                                        D1=D1, F1=F1, X1=X1, X2=X2, O1=O1).items()}
     units = {(r["role"], who[r["pseudonym"]], r["index_month"].isoformat()[:7]):
@@ -133,7 +133,7 @@ def test_units_roles_and_cells(built):
 
 def test_status_on_the_15th_and_the_latest_start(built):
     """O1's nested 11 spell (16.5.–14.7.2021) decides June only; 01 holds May and July."""
-    con, key = built
+    con, key, _ = built
     got = {r["index_month"].isoformat()[:7]: r for r in rows(
         con, f"SELECT * FROM ind.impact_units WHERE pseudonym = '{pseudonym(key, O1)}'")}
     assert sorted(got) == ["2021-03", "2021-06", "2021-09"]   # unemployed on 15.5.2021: eligible in 2021-06
@@ -143,7 +143,7 @@ def test_status_on_the_15th_and_the_latest_start(built):
 
 
 def test_no_temporary_code_in_any_impact_view(built):
-    con, key = built
+    con, key, _ = built
     hidden = {pseudonym(key, X1), pseudonym(key, X2)}
     assert rows(con, "SELECT count(*) AS n FROM kb.clients WHERE temporary_id")[0]["n"] == 2
     for view in ("impact_units", "impact_outcomes"):
@@ -258,7 +258,12 @@ def test_one_matched_treated_gives_null_estimates(tmp_path, session_key_file):
 
 def test_matching_check_warns_on_weak_matching(built):
     from assets.impact import matching_quality
+    from tests.test_impact_sample import latest_check
 
+    evaluation = latest_check(built[2], "impact_matching")   # as Dagster recorded it
+    assert not evaluation.passed and evaluation.severity.value == "WARN"
+    assert "1 of 4 treated have no eligible control (25%)" in evaluation.description
+    assert evaluation.metadata["unmatched_treated"].value == 1
     quality = matching_quality(built[0])
     # U1 is one of four treated without a control (25 % > 10 %); birth years differ inside the group
     assert not quality.passed

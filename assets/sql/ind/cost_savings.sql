@@ -2,12 +2,12 @@
 -- assistance (TOTU) paid to TTK-cohort members in the 12 months before and after their
 -- index month m0 (months m0−12 … m0−1 against m0+1 … m0+12), for members whose m0 + 12
 -- months has been observed (≤ the month of as_of). TOTAL = TMTU + TOTU.
+-- depends: ind.ttk_cohort
 CREATE OR REPLACE VIEW ind.cost_savings AS
 WITH cohort AS (
-    SELECT pseudonym, date_trunc('month', first_ttk_start)::DATE AS m0
-    FROM kb.clients
-    WHERE programme_client AND first_ttk_start IS NOT NULL
-      AND (date_trunc('month', first_ttk_start) + INTERVAL 12 MONTH)::DATE
+    SELECT pseudonym, index_month AS m0
+    FROM ind.ttk_cohort
+    WHERE (index_month + INTERVAL 12 MONTH)::DATE
           <= date_trunc('month', (SELECT as_of FROM kb.build_info))::DATE
 ),
 benefits AS (SELECT unnest(['TMTU', 'TOTU']) AS benefit),

@@ -24,8 +24,8 @@ treated AS (  -- matched treated, one row per covariate, with their cell's contr
     FROM (UNPIVOT (SELECT * FROM units WHERE role = 'treated')
           ON birth_year, male, prior_unemployed_months, prior_municipal_cost_eur INTO NAME covariate VALUE x) t
     JOIN ind.impact_cells c
-      ON c.index_month = t.index_month AND c.sex = t.sex AND c.birth_year_group = t.birth_year_group
-     AND c.prior_band = t.prior_band AND c.measure = t.covariate
+      ON c.index_month = t.index_month AND c.sex IS NOT DISTINCT FROM t.sex AND c.birth_year_group IS NOT DISTINCT FROM t.birth_year_group
+     AND c.prior_band IS NOT DISTINCT FROM t.prior_band AND c.measure = t.covariate
     WHERE c.controls > 0
 ),
 pool AS (  -- every (eligible control, index month) pair of the matched treated's index months

@@ -52,5 +52,7 @@ FROM measures m
 UNION ALL
 SELECT c.index_month, c.sex, c.birth_year_group, c.prior_band, 'employed_open_market', k.relative_month,
        c.treated, c.controls, k.control_mean, NULL
-FROM cells c JOIN months k USING (index_month, sex, birth_year_group, prior_band)
+FROM cells c
+JOIN months k ON k.index_month = c.index_month AND k.sex IS NOT DISTINCT FROM c.sex
+ AND k.birth_year_group IS NOT DISTINCT FROM c.birth_year_group AND k.prior_band = c.prior_band
 ORDER BY index_month, sex, birth_year_group, prior_band, measure, relative_month;

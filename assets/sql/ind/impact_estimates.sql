@@ -29,7 +29,8 @@ control_persons AS (  -- distinct persons among the eligible controls of the mat
     SELECT count(DISTINCT u.pseudonym) AS controls
     FROM ind.impact_units u
     SEMI JOIN (SELECT * FROM ind.impact_cells WHERE measure = 'employed_open_market_6m' AND treated > 0 AND controls > 0) c
-      USING (index_month, sex, birth_year_group, prior_band)
+      ON c.index_month = u.index_month AND c.sex IS NOT DISTINCT FROM u.sex
+     AND c.birth_year_group IS NOT DISTINCT FROM u.birth_year_group AND c.prior_band = u.prior_band
     WHERE u.role = 'control'
 ),
 estimates AS (

@@ -10,8 +10,8 @@ matched AS (  -- matched treated with their cell's control share in each month k
            c.control_mean
     FROM ind.impact_units u
     JOIN ind.impact_cells c
-      ON c.index_month = u.index_month AND c.sex = u.sex AND c.birth_year_group = u.birth_year_group
-     AND c.prior_band = u.prior_band AND c.measure = 'employed_open_market'
+      ON c.index_month = u.index_month AND c.sex IS NOT DISTINCT FROM u.sex AND c.birth_year_group IS NOT DISTINCT FROM u.birth_year_group
+     AND c.prior_band IS NOT DISTINCT FROM u.prior_band AND c.measure = 'employed_open_market'
     JOIN months k ON k.relative_month = c.relative_month
     WHERE u.role = 'treated' AND c.controls > 0
 )

@@ -18,5 +18,5 @@ SELECT t.outcome, t.pseudonym, t.index_month, t.sex, t.birth_year_group, t.prior
        c.controls, c.control_mean, c.control_variance, t.y - c.control_mean AS d
 FROM treated t
 JOIN ind.impact_cells c
-  ON c.index_month = t.index_month AND c.sex = t.sex AND c.birth_year_group = t.birth_year_group
- AND c.prior_band = t.prior_band AND c.measure = t.outcome;
+  ON c.index_month = t.index_month AND c.sex IS NOT DISTINCT FROM t.sex AND c.birth_year_group IS NOT DISTINCT FROM t.birth_year_group
+ AND c.prior_band IS NOT DISTINCT FROM t.prior_band AND c.measure = t.outcome;

@@ -1,3 +1,18 @@
+-- ind.impact_units — the units of the TTK impact comparison (knowledge-base spec v2), one row per
+-- (role, pseudonym, index_month): every treated TTK-cohort member at their index month, and every
+-- eligible not-yet-treated control at each index month that has a treated person. A table, made
+-- once per build: ind.impact_cells and the impact views read it, and so can evaluators.
+--
+-- Months are counted as integers (year * 12 + month − 1). Status in month m = status on its 15th:
+-- each TE spell covers the months whose 15th lies in [start, end]; as a bit range over the months
+-- of the comparison, minus the months of every spell of the person that starts later (the latest
+-- start decides an overlapping day). Bit sets per person and status class (01; 01 or 02; 10 or 11;
+-- 11) then answer every window of the spec with a shift and a bit count. A HUGEINT holds 124
+-- months: index months are taken in batches of 100 (each batch with its own base month).
+-- Municipal cost (TMTU + TOTU municipal share) is one list of (month, euros) per person, summed
+-- over the unit's 12 months before and after. Persons are joined on an integer id, not the
+-- 64-character pseudonym, until the last step.
+-- depends: ind.ttk_cohort
 CREATE TABLE ind.impact_units AS
 WITH params AS (
     SELECT year(as_of) * 12 + month(as_of) - 1 AS as_of_m FROM kb.build_info
@@ -5,13 +20,12 @@ WITH params AS (
 people AS (
     SELECT row_number() OVER ()::INTEGER AS pid, pseudonym, sex, birth_year,
            year(first_ttk_start) * 12 + month(first_ttk_start) - 1 AS ttk_m,
-           year(first_coaching_start) * 12 + month(first_coaching_start) - 1 AS coaching_m,
-           programme_client
+           year(first_coaching_start) * 12 + month(first_coaching_start) - 1 AS coaching_m
     FROM kb.clients WHERE NOT temporary_id
 ),
-candidates AS (
-    SELECT pid, ttk_m AS m0 FROM people, params
-    WHERE programme_client AND ttk_m IS NOT NULL AND ttk_m + 12 <= as_of_m
+candidates AS (  -- the TTK cohort with a reliable code and 12 months of follow-up observed
+    SELECT p.pid, p.ttk_m AS m0 FROM people p SEMI JOIN ind.ttk_cohort USING (pseudonym), params
+    WHERE p.ttk_m + 12 <= params.as_of_m
 ),
 months AS (
     SELECT DISTINCT m0, (m0 - min(m0) OVER ()) // 100 AS batch FROM candidates

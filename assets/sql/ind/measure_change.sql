@@ -1,12 +1,12 @@
 -- ind.measure_change — change in functional capacity per instrument for TTK-cohort
 -- members measured at baseline (ALKU) and at the end (LOPPU, same day or later):
 -- their earliest ALKU value against their latest LOPPU value.
+-- depends: ind.ttk_cohort
 CREATE OR REPLACE VIEW ind.measure_change AS
 WITH cohort_measurements AS (
     SELECT m.*
     FROM kb.measurements m
-    JOIN kb.clients c USING (pseudonym)
-    WHERE c.programme_client AND c.first_ttk_start IS NOT NULL
+    SEMI JOIN ind.ttk_cohort USING (pseudonym)
 ),
 baseline AS (
     SELECT pseudonym, instrument, min(measured_on) AS on_day, arg_min(value, measured_on) AS value

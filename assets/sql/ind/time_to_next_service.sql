@@ -1,11 +1,12 @@
 -- ind.time_to_next_service — from the end of each ended TTK episode of the TTK cohort to
 -- the start of the next episode of any service starting on or after that end date.
 -- next_service NULL = no next service yet (as_of).
+-- depends: ind.ttk_cohort
 CREATE OR REPLACE VIEW ind.time_to_next_service AS
 WITH ttk AS (
     SELECT e.pseudonym, e.start_date, e.end_date
-    FROM kb.episodes e JOIN kb.clients c USING (pseudonym)
-    WHERE e.service = 'TTK' AND e.end_date IS NOT NULL AND c.programme_client
+    FROM kb.episodes e SEMI JOIN ind.ttk_cohort USING (pseudonym)
+    WHERE e.service = 'TTK' AND e.end_date IS NOT NULL
 ),
 nxt AS (
     SELECT t.pseudonym, t.end_date,

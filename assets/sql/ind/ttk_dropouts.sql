@@ -3,11 +3,12 @@
 -- observed (end + 90 days ≤ as_of) count. A service = any other kb.episodes episode
 -- running on some day in (end, end + 90]. `dropouts` leaves out episodes that ended in
 -- work (TYO) or pension (ELAKE), where no further service is expected.
+-- depends: ind.ttk_cohort
 CREATE OR REPLACE VIEW ind.ttk_dropouts AS
 WITH ended AS (
     SELECT e.pseudonym, e.start_date, e.end_date, e.end_reason
-    FROM kb.episodes e JOIN kb.clients c USING (pseudonym)
-    WHERE e.service = 'TTK' AND c.programme_client AND e.end_date IS NOT NULL
+    FROM kb.episodes e SEMI JOIN ind.ttk_cohort USING (pseudonym)
+    WHERE e.service = 'TTK' AND e.end_date IS NOT NULL
       AND e.end_date + 90 <= (SELECT as_of FROM kb.build_info)
 ),
 followed AS (

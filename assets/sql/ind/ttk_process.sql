@@ -1,12 +1,13 @@
 -- ind.ttk_process — the TTK assessment process by calendar quarter of episode start:
 -- episodes started, waiting time from referral, how many have ended, their duration and
 -- the share finished within the 3–6 month target (≤ 183 days). TTK-cohort members only.
+-- depends: ind.ttk_cohort
 CREATE OR REPLACE VIEW ind.ttk_process AS
 WITH episodes AS (
     SELECT e.*
     FROM kb.episodes e
-    JOIN kb.clients c USING (pseudonym)
-    WHERE e.service = 'TTK' AND c.programme_client AND c.first_ttk_start IS NOT NULL
+    SEMI JOIN ind.ttk_cohort USING (pseudonym)
+    WHERE e.service = 'TTK'
 )
 SELECT year(start_date) || 'Q' || quarter(start_date) AS quarter,
        count(*) AS started,
