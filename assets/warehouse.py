@@ -3,8 +3,9 @@
 from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetKey,
                      AssetSpec, MaterializeResult, MetadataValue, multi_asset)
 
-from assets import knowledge_base
+from assets import knowledge_base, landing
 from assets.partners import PARTNER_ASSETS
+from pipelines.data_lock import step_lock
 from pipelines.resources import TyokykyResource
 
 KB_KEY = AssetKey("knowledge_base")
@@ -26,8 +27,10 @@ def knowledge_base_and_indicators(context: AssetExecutionContext, tyokyky: Tyoky
     """Build kb and ind into a new file and swap it in only when complete and checked."""
     s = tyokyky.settings
     key = tyokyky.key()
-    result = knowledge_base.build(s.staging, s.kb_path, tyokyky.contracts(), key.fingerprint,
-                                  knowledge_base.load_parameters(s.parameters_file))
+    with step_lock(context, s.data):
+        result = knowledge_base.build(s.staging, s.kb_path, tyokyky.contracts(), key.fingerprint,
+                                      knowledge_base.load_parameters(s.parameters_file),
+                                      landing_scan=landing.inventory(s.landing, tyokyky.contracts(), s.landing_hashes))
     context.log.info(f"knowledge base built: {result.clients} clients, as_of {result.as_of}")
     yield MaterializeResult(asset_key=KB_KEY, metadata={
         "path": MetadataValue.path(str(result.path)),
