@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 import zipfile
 from pathlib import Path
 
@@ -259,6 +260,42 @@ def test_deeply_nested_json_and_duplicate_keys_are_row_errors(hostile):
         (3, "not valid JSON (nested too deeply)"), (4, "an object names the same key twice")]
 
 
+TTK_HEADER = "\ufeffhenkilotunnus;kuntakoodi;lahettava_taho;lahete_pvm;alkupvm;loppupvm;paattymissyy;vastuutyontekija\n"
+KUNTA_HEADER = "hetu,kunta,palvelu,alkupvm,loppupvm\n"
+KUNTA_CODES = "KUNTOUTTAVA_TYOTOIMINTA, TYOKOKEILU, PALKKATUKI, TYOHONVALMENNUS, KOULUTUS, SOSIAALINEN_KUNTOUTUS"
+
+
+@pytest.mark.parametrize("partner, content, outcome", [
+    ("kunta", f'{KUNTA_HEADER}{A},186,"TYOKOKEILU,2021-03-01,\n{B},186,KOULUTUS,2021-03-01,\n'.encode(),
+     [(2, "expected 5 fields, found 3 (a quoted value runs over lines 2–3: check its quotes)")]),
+    ("kunta", f'{KUNTA_HEADER}{A},186,TYO"KOKEILU,2021-03-01,\n'.encode(), [(2, f"palvelu: not one of {KUNTA_CODES}")]),
+    ("ttk", b"\xef\xbb\xbf", "the file is empty"),
+    ("ttk", (TTK_HEADER + ";".join(TTK) + "\x00\n").encode(),
+     [(2, "vastuutyontekija: not one of SOSIAALIOHJAAJA, TERVEYDENHOITAJA, TOIMINTATERAPEUTTI, FYSIOTERAPEUTTI, LAAKARI")]),
+    ("mittarit", f"\ufeffhenkilotunnus;mittauspvm;mittari;vaihe;arvo\n{A};3.3.2021;PHQ9;ALKU;{'9' * 30}\n".encode(),
+     [(2, "arvo: outside the PHQ9 range 0–27 (whole numbers)")]),
+    ("kela", f"ALKU20210320210328\r\n{A}202103TMTU020\x1f000070000000035000\r\nLOPPU000000001\r\n".encode("latin-1"),
+     "the file holds control characters that are not allowed in records"),
+    ("typ", b'{"hetu": "\xff"}\n', "the file cannot be decoded as UTF-8 (first bad byte on line 1): export it again in UTF-8"),
+    ("typ", b"\n\n   \n", "the file holds no data records (empty or header only)"),
+])
+def test_each_readers_own_failure_modes(tmp_path, key, partner, content, outcome):
+    from assets import staging
+
+    land = Landing(tmp_path / "landing")
+    land.raw(partner, "2021-03", content)
+    contract = load_contracts()[partner]
+    attempt = staging.stage_delivery(tmp_path / "staging", landing_zone.scan_partner(land.root, contract, "2021-03"),
+                                     contract, key)
+    if isinstance(outcome, str):
+        assert (attempt.status, attempt.reason, attempt.rows_loaded) == ("rejected", outcome, 0)
+    else:
+        q = pq.read_table(tmp_path / "staging" / partner / "2021-03/quarantine.parquet").to_pylist()
+        assert attempt.status == "loaded" and [(r["line"], r["reason"]) for r in q] == outcome
+        assert attempt.rows_read == attempt.rows_loaded + attempt.rows_quarantined
+    assert not scan([tmp_path / "staging"], CODES)
+
+
 # ------------------------------------------------------------------ 6. no silent decision
 def test_duplicate_xlsx_header_rejects(hostile):
     d = delivery(hostile["data"], "valmennus", "2021-05")
@@ -470,6 +507,49 @@ def test_lock_is_reentrant_in_process_and_exclusive_across(tmp_path):
                             "with data_lock(sys.argv[1], 'probe'): print('got it')", str(tmp_path)],
                            capture_output=True, text=True, cwd=ROOT)
     assert probe.stdout == "got it\n"  # released when the outer block ended
+
+
+def _hold_lock_in_another_process(data: Path, seconds: float) -> subprocess.Popen:
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pipelines.data_lock import data_lock\n"
+        "with data_lock(sys.argv[1], 'tyokyky run'):\n    print('held', flush=True); time.sleep(float(sys.argv[2]))"),
+        str(data), str(seconds)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert holder.stdout.readline() == "held\n"
+    return holder
+
+
+class _Instance:
+    """What a Dagster step's context offers the step lock: the run's tags."""
+
+    def __init__(self):
+        self.tags = {}
+
+    def get_run_by_id(self, run_id):
+        return types.SimpleNamespace(tags=dict(self.tags))
+
+    def add_run_tags(self, run_id, tags):
+        self.tags.update(tags)
+
+
+def test_a_daemon_launched_step_waits_for_the_running_process(tmp_path, monkeypatch):
+    import pipelines.data_lock as dl
+
+    context = types.SimpleNamespace(run_id="0123456789abcdef", instance=_Instance())
+    holder = _hold_lock_in_another_process(tmp_path, 2)
+    started = time.monotonic()
+    with dl.step_lock(context, tmp_path):
+        waited = time.monotonic() - started
+    assert waited > 1 and holder.wait() == 0
+    assert context.instance.tags == {dl.PROCESS_TAG: dl.process_token()}  # a later run can tell if it died
+    monkeypatch.setattr(dl, "STEP_WAIT_SECONDS", 0.5)
+    holder = _hold_lock_in_another_process(tmp_path, 30)
+    try:
+        with pytest.raises(dl.DataDirBusy, match=rf"is in use by tyokyky run \(pid {holder.pid}, since"):
+            with dl.step_lock(context, tmp_path):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_kill_9_during_the_build_then_the_next_run_completes(tmp_path):

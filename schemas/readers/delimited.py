@@ -91,7 +91,10 @@ def read(contract: Contract, path: Path, period: str) -> ReadResult:
     parsed = np.ones(len(starts) - 1, dtype=bool)
     parsed[[n - 2 for n, _, _ in bad_rows]] = False  # row numbers count the header as 1
     lines = starts[1:][parsed]
-    errors = [(int(starts[n - 1]), f"expected {exp} fields, found {act}") for n, exp, act in bad_rows]
+    ends = np.append(starts[1:] - 1, text.count("\n") + (0 if text.endswith("\n") else 1))
+    errors = [(int(starts[n - 1]), f"expected {exp} fields, found {act}" + (
+        f" (a quoted value runs over lines {starts[n - 1]}–{ends[n - 1]}: check its quotes)"
+        if ends[n - 1] > starts[n - 1] else "")) for n, exp, act in bad_rows]
     # All-null rows: a blank line is not a record; a line of delimiters only is a row error.
     keep = None
     for col in table.columns:

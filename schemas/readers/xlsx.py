@@ -56,15 +56,16 @@ def _open(path: Path, data_only: bool):
 
 
 def _rows(path: Path, sheet_name: str, data_only: bool):
-    """(row number, cells) of the sheet; a parsing failure names the row and column only."""
+    """(row number, values) of the sheet; a parsing failure names the row and column only.
+    Without ``data_only`` a formula cell reads as its formula text (``=…``)."""
     workbook = _open(path, data_only)
     row = 0
     try:
         if sheet_name not in workbook.sheetnames:
             shown = ", ".join(redact(repr(s)[1:-1]) for s in workbook.sheetnames)
             raise DeliveryRejected(f"the workbook has no sheet {sheet_name!r} (it has: {shown})")
-        for row, cells in enumerate(workbook[sheet_name].iter_rows(), start=1):
-            yield row, cells
+        for row, values in enumerate(workbook[sheet_name].iter_rows(values_only=True), start=1):
+            yield row, values
     except DeliveryRejected:
         raise
     except Exception as e:  # never str(e): it can carry the cell's text
@@ -77,14 +78,10 @@ def _rows(path: Path, sheet_name: str, data_only: bool):
         workbook.close()
 
 
-def _cached_values(path: Path, sheet_name: str, formula_rows: set[int]) -> dict[tuple[int, int], object]:
-    """The values Excel saved with the formula cells of the given rows (a second pass)."""
-    values = {}
-    for number, cells in _rows(path, sheet_name, data_only=True):
-        if number in formula_rows:
-            for i, cell in enumerate(cells):
-                values[(number, i)] = getattr(cell, "value", None)
-    return values
+def _saved_values(path: Path, sheet_name: str, rows: set[int]) -> dict[int, tuple]:
+    """The values Excel saved in the given rows: for a formula its computed value (None if
+    none was saved), for text that merely starts with "=" the text itself (a second pass)."""
+    return {number: values for number, values in _rows(path, sheet_name, data_only=True) if number in rows}
 
 
 def read(contract: Contract, path: Path, period: str) -> ReadResult:
@@ -93,7 +90,7 @@ def read(contract: Contract, path: Path, period: str) -> ReadResult:
     first = next(rows, None)
     if first is None:
         raise DeliveryRejected(f"sheet {sheet_name!r} is empty")
-    header = [_text(c.value) or "" for c in first[1]]
+    header = [_text(v) or "" for v in first[1]]
     check_columns(contract, header)
     named = [h for h in header if h]
     if len(set(named)) != len(named):
@@ -102,18 +99,11 @@ def read(contract: Contract, path: Path, period: str) -> ReadResult:
                                "more than once: which one holds the data cannot be known")
     position = {name: i for i, name in enumerate(header) if name}
     names = [c.name for c in contract.columns]
-    raw: list[tuple[int, list]] = []
-    formulas: dict[int, set[int]] = {}
-    for number, cells in rows:
-        values = []
-        for i, cell in enumerate(cells):
-            if getattr(cell, "data_type", None) == "f":
-                formulas.setdefault(number, set()).add(i)
-                values.append(None)
-            else:
-                values.append(getattr(cell, "value", None))
-        raw.append((number, values))
-    cached = _cached_values(path, sheet_name, set(formulas)) if formulas else {}
+    raw = [(number, list(values)) for number, values in rows]
+    formulas = {number: [i for i, v in enumerate(values) if isinstance(v, str) and v.startswith("=")]
+                for number, values in raw}
+    formulas = {number: cells for number, cells in formulas.items() if cells}
+    saved = _saved_values(path, sheet_name, set(formulas)) if formulas else {}
 
     columns: dict[str, list] = {n: [] for n in names}
     lines: list[int] = []
@@ -121,7 +111,7 @@ def read(contract: Contract, path: Path, period: str) -> ReadResult:
     for number, values in raw:
         missing = []
         for i in formulas.get(number, ()):
-            values[i] = cached.get((number, i))
+            values[i] = saved[number][i] if i < len(saved.get(number, ())) else None
             if values[i] is None:
                 missing.append(header[i] if i < len(header) and header[i] else get_column_letter(i + 1))
         texts = [_text(v) for v in values]
