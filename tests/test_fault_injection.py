@@ -552,6 +552,35 @@ def test_a_daemon_launched_step_waits_for_the_running_process(tmp_path, monkeypa
         holder.wait()
 
 
+def kill_9_when(args: list[str], ready) -> None:
+    """Start ``tyokyky ARGS`` and kill it with SIGKILL as soon as ``ready()`` is true."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TYOKYKY_", "DAGSTER_HOME"))}
+    victim = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not ready() and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert ready(), "the moment to kill never came"
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+
+
+def test_kill_9_during_staging_then_the_next_run_completes(tmp_path, sample_build):
+    landing_dir = tmp_path / "landing"
+    shutil.copytree(SAMPLE_LANDING, landing_dir)
+    key = generate_secret_file(tmp_path / "k.key")
+    data = tmp_path / "data"
+    args = ["run", "--landing", str(landing_dir), "--data", str(data), "--key-file", str(key)]
+    kill_9_when(args, lambda: any((data / "staging").glob("*/*.new")))
+    assert not (data / "tyokyky.duckdb").exists()
+    r = cli(*args, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "warning: after an interrupted run: run " in r.stdout
+    assert not list((data / "staging").glob("*/*.new")) and not list((data / "staging").glob("*/*.old"))
+    quality = "SELECT partner, period, status, rows_read, rows_loaded, rows_quarantined FROM ind.data_quality ORDER BY ALL"
+    assert kb_rows(data, quality) == kb_rows(sample_build["data"], quality)  # as if never interrupted
+
+
 def test_kill_9_during_the_build_then_the_next_run_completes(tmp_path):
     landing_dir = tmp_path / "landing"
     shutil.copytree(SAMPLE_LANDING, landing_dir)
@@ -562,16 +591,8 @@ def test_kill_9_during_the_build_then_the_next_run_completes(tmp_path):
     kb_file = data / "tyokyky.duckdb"
     before = kb_rows(data, "SELECT count(*) AS n FROM kb.clients")[0]["n"]
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TYOKYKY_", "DAGSTER_HOME"))}
-    victim = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     building = data / "tyokyky.duckdb.building"
-    deadline = time.monotonic() + 300
-    while not building.exists() and victim.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert building.exists(), "the build never started"
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
+    kill_9_when(args, building.exists)
 
     # the previous knowledge base stays readable, unchanged
     assert kb_rows(data, "SELECT count(*) AS n FROM kb.clients")[0]["n"] == before
