@@ -191,6 +191,16 @@ def test_build_succeeds_and_reports_every_fault(hostile):
     assert kb_rows(hostile["data"], "SELECT count(*) AS n FROM kb.clients")[0]["n"] == 2
 
 
+def test_report_appendix_counts_redactions_and_ignored_files(hostile):
+    from pypdf import PdfReader
+
+    report = next((hostile["data"] / "reports").glob("*.pdf"))
+    text = " ".join(" ".join((page.extract_text() or "").split()) for page in PdfReader(report).pages)
+    # two codes redacted (a file name, a KUNTANIMI): a count below five is shown as <5
+    assert "Tiedostonimistä ja vapaatekstikentistä poistettuja henkilötunnuksia <5" in text
+    assert "toimitusalueelta ohitettuja muita tiedostoja ja kansioita 6." in text
+
+
 def test_no_identity_code_in_any_output(hostile):
     found = scan([hostile["data"]], CODES)
     assert not found, found
