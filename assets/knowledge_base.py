@@ -108,7 +108,7 @@ def _apply_erasure(con: duckdb.DuckDBPyConnection, deliveries: list[dict], stagi
     only files staged since, unless someone new has withdrawn (then every file, once)."""
     todo = [d for d in deliveries if _rows_file(d) and d.get("erasure_checked") != digest]
     for cache in Path(staging).glob("*/_current.json"):  # caches made before this withdrawal set
-        if json.loads(cache.read_text()).get("erasure") != digest:
+        if _cache_meta(cache).get("erasure") != digest:
             cache.with_suffix(".parquet").unlink(missing_ok=True)
             cache.unlink()
     purged = 0
@@ -135,6 +135,14 @@ def _apply_erasure(con: duckdb.DuckDBPyConnection, deliveries: list[dict], stagi
     return purged
 
 
+def _cache_meta(path: Path) -> dict:
+    """A cache's signature file; one cut short by a crash counts as stale."""
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        return {}
+
+
 def _current_versions(con, contract: Contract, files: list[Path], staging: Path, digest: str) -> tuple[Path, str]:
     """The partner's latest record versions (natural key, latest period wins) as Parquet.
 
@@ -147,7 +155,7 @@ def _current_versions(con, contract: Contract, files: list[Path], staging: Path,
     signature = hashlib.sha256(json.dumps([stamp, digest, PIPELINE_VERSION, [list(c) for c in cols]]).encode()
                                ).hexdigest()
     meta = cache.with_suffix(".json")
-    if meta.exists() and cache.exists() and json.loads(meta.read_text()).get("signature") == signature:
+    if meta.exists() and cache.exists() and _cache_meta(meta).get("signature") == signature:
         return cache, signature
     name = f"all_{contract.partner}"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({', '.join(f'{q(n)} {t}' for n, t in cols)})")
@@ -163,7 +171,9 @@ def _current_versions(con, contract: Contract, files: list[Path], staging: Path,
         TO {_path_sql(tmp)} (FORMAT parquet, COMPRESSION zstd)""")
     con.execute(f"DROP TABLE {name}")
     os.replace(tmp, cache)
-    meta.write_text(json.dumps({"signature": signature, "erasure": digest}))
+    tmp_meta = meta.with_suffix(".json.tmp")
+    tmp_meta.write_text(json.dumps({"signature": signature, "erasure": digest}))
+    os.replace(tmp_meta, meta)
     return cache, signature
 
 

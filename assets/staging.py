@@ -172,7 +172,8 @@ def recover(staging: Path) -> list[str]:
         else:
             os.replace(old, target)
             notes.append(f"restored the previous staging of {target.parent.name} {target.name}")
-    for pattern in ("*/*/*.purging", "*/*.parquet.tmp", "*/*/delivery.json.new", "*/*/delivery.json.tmp", "*.tmp"):
+    for pattern in ("*/*/*.purging", "*/*.parquet.tmp", "*/*.json.tmp", "*/*/delivery.json.new",
+                    "*/*/delivery.json.tmp", "*.tmp"):
         for leftover in staging.glob(pattern):
             leftover.unlink()
     return notes

@@ -388,6 +388,10 @@ def test_withdrawn_delivery_folder_is_reported_and_its_rows_stay(tmp_path):
     assert cli(*args).returncode == 0
     before = kb_rows(tmp_path / "data", "SELECT count(*) AS n FROM kb.episodes")[0]["n"]
     shutil.rmtree(land.root / "ttk/2021-04")
+    metas = list((tmp_path / "data/staging").glob("*/_current.json"))
+    for meta in metas:  # as a crash while writing them would leave them: stale, not fatal
+        meta.write_text('{"signat')
+    assert metas
     r = cli(*args)
     assert r.returncode == 0, r.stderr
     assert ("warning: ttk 2021-04: the delivery folder is no longer in the landing zone; its loaded rows stay "
