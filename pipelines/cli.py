@@ -48,7 +48,7 @@ def cmd_keygen(args) -> int:
     except KeyFileError as e:
         return _fail(str(e))
     except OSError as e:
-        return _fail(f"cannot write key file {args.out}: {e.strerror}")
+        return _fail(f"cannot write key file {args.out}: {e.strerror}; give --out a path in a writable folder")
     print(f"wrote a new key to {path} (mode 0600); keep it out of the repository and back it up")
     return 0
 
@@ -116,11 +116,14 @@ def cmd_query(args) -> int:
     try:
         con = connect(path)
     except (duckdb.Error, OSError) as e:
-        return _fail(f"cannot open {path} read-only: {str(e).splitlines()[0]}")
+        return _fail(f"cannot open {path} read-only: {str(e).splitlines()[0]}; pass a knowledge base built by "
+                     "'tyokyky run' with --data DIR or --database FILE")
     try:
         result = con.sql(args.sql)
     except duckdb.Error as e:
-        return _fail(f"query failed: {str(e).splitlines()[0]}")
+        hint = ("; tyokyky query only reads the knowledge base: no files, no settings, no extensions"
+                if isinstance(e, (duckdb.PermissionException, duckdb.InvalidInputException)) else "")
+        return _fail(f"query failed: {str(e).splitlines()[0]}{hint}")
     if result is None:
         return 0
     if args.csv:
