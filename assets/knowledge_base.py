@@ -57,9 +57,20 @@ def load_parameters(path: str | Path | None = None) -> dict:
     params = yaml.safe_load((HERE / "parameters.yaml").read_text())
     if path:
         override = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(override, dict):
+            raise KnowledgeBaseError(f"parameters file {path} is not a mapping of sections: "
+                                     "see assets/parameters.yaml for the format")
         for section, values in override.items():
-            if section not in params:
-                raise KnowledgeBaseError(f"parameters file {path}: unknown section {section!r}")
+            if section not in params or not isinstance(values or {}, dict):
+                raise KnowledgeBaseError(f"parameters file {path}: unknown section {section!r} (known: "
+                                         f"{', '.join(params)}): see assets/parameters.yaml for the format")
+            for name, value in (values or {}).items():
+                if name not in params[section]:
+                    raise KnowledgeBaseError(f"parameters file {path}: {section} has no parameter {name!r} "
+                                             f"(known: {', '.join(params[section])})")
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    raise KnowledgeBaseError(f"parameters file {path}: {section}.{name} must be a number "
+                                             "of 0 or more")
             params[section].update(values or {})
     return params
 
@@ -99,7 +110,7 @@ def _apply_erasure(con: duckdb.DuckDBPyConnection, deliveries: list[dict], stagi
     only files staged since, unless someone new has withdrawn (then every file, once)."""
     todo = [d for d in deliveries if _rows_file(d) and d.get("erasure_checked") != digest]
     for cache in Path(staging).glob("*/_current.json"):  # caches made before this withdrawal set
-        if json.loads(cache.read_text()).get("erasure") != digest:
+        if _cache_meta(cache).get("erasure") != digest:
             cache.with_suffix(".parquet").unlink(missing_ok=True)
             cache.unlink()
     purged = 0
@@ -126,6 +137,14 @@ def _apply_erasure(con: duckdb.DuckDBPyConnection, deliveries: list[dict], stagi
     return purged
 
 
+def _cache_meta(path: Path) -> dict:
+    """A cache's signature file; one cut short by a crash counts as stale."""
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        return {}
+
+
 def _current_versions(con, contract: Contract, files: list[Path], staging: Path, digest: str) -> tuple[Path, str]:
     """The partner's latest record versions (natural key, latest period wins) as Parquet.
 
@@ -138,7 +157,7 @@ def _current_versions(con, contract: Contract, files: list[Path], staging: Path,
     signature = hashlib.sha256(json.dumps([stamp, digest, PIPELINE_VERSION, [list(c) for c in cols]]).encode()
                                ).hexdigest()
     meta = cache.with_suffix(".json")
-    if meta.exists() and cache.exists() and json.loads(meta.read_text()).get("signature") == signature:
+    if meta.exists() and cache.exists() and _cache_meta(meta).get("signature") == signature:
         return cache, signature
     name = f"all_{contract.partner}"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({', '.join(f'{q(n)} {t}' for n, t in cols)})")
@@ -154,7 +173,9 @@ def _current_versions(con, contract: Contract, files: list[Path], staging: Path,
         TO {_path_sql(tmp)} (FORMAT parquet, COMPRESSION zstd)""")
     con.execute(f"DROP TABLE {name}")
     os.replace(tmp, cache)
-    meta.write_text(json.dumps({"signature": signature, "erasure": digest}))
+    tmp_meta = meta.with_suffix(".json.tmp")
+    tmp_meta.write_text(json.dumps({"signature": signature, "erasure": digest}))
+    os.replace(tmp_meta, meta)
     return cache, signature
 
 
@@ -230,8 +251,13 @@ def _previous_inputs(target: Path, key_fingerprint: str, exclusion: str) -> dict
 
 
 def build(staging: Path, target: Path, contracts: dict[str, Contract], key_fingerprint: str,
-          parameters: dict | None = None, fail_before_swap: bool = False) -> BuildResult:
-    """Build the knowledge base from staging into ``target`` atomically."""
+          parameters: dict | None = None, fail_before_swap: bool = False, landing_scan: tuple | None = None
+          ) -> BuildResult:
+    """Build the knowledge base from staging into ``target`` atomically.
+
+    ``landing_scan`` is ``(deliveries, ignored)`` of the landing zone now: it marks which
+    loaded deliveries are no longer there and lists what the landing zone holds that is
+    not a delivery (unknown when not given)."""
     staging, target = Path(staging), Path(target)
     parameters = parameters or load_parameters()
     deliveries = _deliveries(staging)
@@ -303,7 +329,7 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
                             WHERE pseudonym NOT IN (SELECT pseudonym FROM excluded)""")
         if carried:
             con.execute("DROP SCHEMA ind CASCADE")
-            for table in ["deliveries", "quarantine", "build_info", "parameters", "build_inputs",
+            for table in ["deliveries", "quarantine", "build_info", "parameters", "build_inputs", "landing_ignored",
                           *(t for t in TABLE_SOURCES if t not in carried)]:
                 con.execute(f"DROP TABLE IF EXISTS kb.{table}")
             con.execute("CREATE SCHEMA ind")
@@ -317,7 +343,9 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
         # --- deliveries, quarantine, build info, parameters
         con.execute("""CREATE TABLE kb.deliveries (partner VARCHAR, period VARCHAR, file VARCHAR,
             rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, status VARCHAR, reason VARCHAR,
-            previous_version_kept BOOLEAN, rows_in_place BIGINT, content_sha256 VARCHAR, key_fingerprint VARCHAR)""")
+            previous_version_kept BOOLEAN, rows_in_place BIGINT, content_sha256 VARCHAR, key_fingerprint VARCHAR,
+            codes_redacted_in_names BIGINT, codes_redacted_in_values BIGINT, in_landing_zone BOOLEAN)""")
+        present = {(d.partner, d.period) for d in landing_scan[0]} if landing_scan else None
         rows = []
         for d in deliveries:
             last, loaded = d["last_attempt"], d.get("loaded")
@@ -325,9 +353,15 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
             rows.append((d["partner"], d["period"], last["file"], last["rows_read"], last["rows_loaded"],
                          last["rows_quarantined"], last["status"], last["reason"], kept,
                          loaded["rows_loaded"] if loaded else 0, last["content_sha256"],
-                         loaded["key_fingerprint"] if loaded else None))
+                         loaded["key_fingerprint"] if loaded else None, last.get("codes_redacted_in_names", 0),
+                         last.get("codes_redacted_in_values", 0),
+                         None if present is None else (d["partner"], d["period"]) in present))
         if rows:
-            con.executemany("INSERT INTO kb.deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            con.executemany(f"INSERT INTO kb.deliveries VALUES ({', '.join(['?'] * 15)})", rows)
+        con.execute("CREATE TABLE kb.landing_ignored (path VARCHAR, reason VARCHAR, codes_redacted BIGINT)")
+        ignored = [(i.path, i.reason, i.codes_redacted) for i in landing_scan[1]] if landing_scan else []
+        if ignored:
+            con.executemany("INSERT INTO kb.landing_ignored VALUES (?, ?, ?)", ignored)
         q_files = [d["dir"] / "quarantine.parquet" for d in deliveries
                    if d.get("loaded") and (d["dir"] / "quarantine.parquet").exists()]
         con.execute("CREATE TABLE kb.quarantine (partner VARCHAR, period VARCHAR, file VARCHAR, line BIGINT, reason VARCHAR)")

@@ -2,7 +2,9 @@
 
 ``<landing>/<partner>/<YYYY-MM>/<file>``. Files are read-only inputs: this module
 only lists and hashes them. A folder with several files, no file, or a file whose
-name does not match its partner is a delivery to reject, not to guess at.
+name does not match its partner is a delivery to reject, not to guess at; anything
+else found (stray files, unknown folders) is listed as ignored with its reason. Names
+are partner-controlled text: they leave this module with identity codes redacted.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pseudonymize.redact import redact, redact_count
 from schemas.contract import Contract
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -20,6 +23,24 @@ PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 class LandingError(Exception):
     """The landing zone as a whole cannot be read (a one-line user error)."""
+
+
+def shown(name: str) -> str:
+    """A partner-chosen name as it may be printed: identity codes redacted, control characters
+    (a newline in a folder name) made visible."""
+    return redact(repr(name)[1:-1])
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """Something in the landing zone that is not a delivery: listed with the reason, never silent."""
+
+    path: str                   # relative to the landing zone, as shown()
+    reason: str
+    codes_redacted: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -30,10 +51,12 @@ class Delivery:
     file: Path | None           # the one file, when there is exactly one
     content_sha256: str         # of the file, or of every file in the folder
     problem: str | None = None  # why the delivery must be rejected before reading
+    names_redacted: int = 0     # identity codes found (and redacted) in file names
 
     @property
     def file_name(self) -> str:
-        return self.file.name if self.file else ""
+        """The file's name as it may be written anywhere (identity codes redacted)."""
+        return shown(self.file.name) if self.file else ""
 
 
 def file_sha256(path: Path) -> str:
@@ -47,7 +70,8 @@ def file_sha256(path: Path) -> str:
 class HashCache:
     """Content hashes remembered by the file's stat: a national landing zone holds GBs, and
     only files written since the last scan need hashing again (as git does). ctime and inode
-    are part of the key, so a copy that preserves mtime is still noticed."""
+    are part of the key, so a copy that preserves mtime is still noticed. Paths are kept
+    as hashes: a partner's file name is not written anywhere."""
 
     def __init__(self, path: Path | None = None):
         self.path = Path(path) if path else None
@@ -60,7 +84,7 @@ class HashCache:
 
     def sha256(self, file: Path) -> str:
         st = file.stat()
-        key = str(file.resolve())
+        key = hashlib.sha256(str(file.resolve()).encode()).hexdigest()  # a name may hold a code
         stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
         hit = self.entries.get(key)
         if hit and hit[:4] == stamp:
@@ -77,52 +101,150 @@ class HashCache:
             os.replace(tmp, self.path)
 
 
-def _inspect(contract: Contract, folder: Path, hashes: HashCache) -> Delivery:
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _outside(path: Path, root: Path) -> bool:
+    """A link that leads out of the landing zone (never followed: what it points at is not
+    a partner's delivery)."""
+    return path.is_symlink() and not path.resolve().is_relative_to(root)
+
+
+def _names_redacted(paths) -> int:
+    return sum(redact_count(p.name)[1] for p in paths)
+
+
+def _inspect(contract: Contract, folder: Path, hashes: HashCache, root: Path) -> tuple[Delivery, list[Ignored]]:
+    """The delivery of one period folder, and what in the folder is not part of it."""
     period = folder.name
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+    def rejected(problem: str, digest: str, names: int = 0) -> tuple[Delivery, list[Ignored]]:
+        return Delivery(contract.partner, period, folder, None, digest, problem, names), []
+
+    if _outside(folder, root):
+        return rejected("the delivery folder is a link to outside the landing zone (not followed): "
+                        "deliver the file itself into the folder", _digest("link", os.readlink(folder)))
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as e:
+        return rejected(f"the delivery folder cannot be read ({e.strerror}): check its permissions",
+                        _digest("unreadable folder", str(e.errno)))
+    ignored, files = [], []
+    for p in entries:
+        where = f"{contract.partner}/{period}/{shown(p.name)}"
+        if p.name.startswith("."):
+            ignored.append(Ignored(where, "hidden file or folder in a delivery folder; ignored",
+                                   _names_redacted([p])))
+        elif _outside(p, root):
+            files.append(p)  # a link out of the landing zone: the delivery is rejected below
+        elif p.is_file():
+            files.append(p)
+        else:
+            ignored.append(Ignored(where, "not a regular file (a folder, a broken link or a device) in a "
+                                          "delivery folder; ignored", _names_redacted([p])))
+    names = _names_redacted(files)
     if len(files) != 1:
         h = hashlib.sha256()
         for p in files:
-            h.update(p.name.encode() + b"\0" + hashes.sha256(p).encode())
+            h.update(p.name.encode() + b"\0" + _file_digest(p, hashes, root).encode())
         problem = ("the folder holds no file" if not files else
-                   f"the folder holds {len(files)} files ({', '.join(p.name for p in files)}); "
+                   f"the folder holds {len(files)} files ({', '.join(shown(p.name) for p in files)}); "
                    "a delivery is exactly one file")
-        return Delivery(contract.partner, period, folder, None, h.hexdigest(), problem)
+        return Delivery(contract.partner, period, folder, None, h.hexdigest(), problem, names), ignored
     file = files[0]
-    match = contract.file_name_regex().match(file.name)
+    shown_name = shown(file.name)
+    match = contract.file_name_regex().fullmatch(file.name)
     problem = None
     expected = contract.file["name"].replace("{period}", period.replace("-", ""))
-    if not match:
-        problem = f"file name {file.name!r} does not match {contract.partner}'s {contract.file['name']!r}"
+    if _outside(file, root):
+        problem = f"file {shown_name!r} is a link to outside the landing zone (not followed): deliver the file itself"
+    elif not match:
+        problem = f"file name {shown_name!r} does not match {contract.partner}'s {contract.file['name']!r}"
     elif match["period"] != period.replace("-", ""):
-        problem = f"file name {file.name!r} is for another period than its folder: expected {expected!r}"
-    return Delivery(contract.partner, period, folder, file, hashes.sha256(file), problem)
+        problem = f"file name {shown_name!r} is for another period than its folder: expected {expected!r}"
+    digest = _file_digest(file, hashes, root)
+    if problem is None and digest.startswith("unreadable:"):
+        problem = f"file {shown_name!r} cannot be read ({digest.split(':', 2)[1]}): check its permissions"
+    return Delivery(contract.partner, period, folder, file, digest, problem, names), ignored
+
+
+def _file_digest(file: Path, hashes: HashCache, root: Path) -> str:
+    """Content hash; for a link out of the landing zone or an unreadable file a stand-in that
+    changes when the link or the file does (what a link points at is never read)."""
+    if _outside(file, root):
+        return _digest("link", os.readlink(file))
+    try:
+        return hashes.sha256(file)
+    except OSError as e:
+        try:
+            st = file.stat()
+            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            stamp = "no stat"
+        return f"unreadable:{e.strerror}:{_digest(stamp)}"
 
 
 def scan(landing: Path, contracts: dict[str, Contract], hash_cache: Path | None = None
-         ) -> tuple[list[Delivery], list[str]]:
-    """Every delivery in the landing zone, and warnings about what is not a delivery."""
+         ) -> tuple[list[Delivery], list[Ignored]]:
+    """Every delivery in the landing zone, and everything else in it, listed as ignored with
+    the reason (stray files, unknown folders, folders that are not a period)."""
     hashes = HashCache(hash_cache)
     landing = Path(landing)
     if not landing.is_dir():
         raise LandingError(f"landing zone {landing} is not a readable folder: "
                            "pass --landing DIR or set TYOKYKY_LANDING")
-    deliveries, warnings = [], []
-    for partner_dir in sorted(p for p in landing.iterdir() if p.is_dir()):
+    root = landing.resolve()
+    deliveries, ignored = [], []
+    for partner_dir in _listing(landing, landing, ignored):
+        name = shown(partner_dir.name)
         contract = contracts.get(partner_dir.name)
-        if contract is None:
-            warnings.append(f"folder {partner_dir.name!r} in the landing zone is not a known partner; ignored")
+        if not partner_dir.is_dir() or _outside(partner_dir, root):
+            what = ("a link to outside the landing zone; not followed" if _outside(partner_dir, root)
+                    else "a file at the landing zone's top level (deliveries go into <partner>/<YYYY-MM>/); ignored")
+            ignored.append(Ignored(name, what, _names_redacted([partner_dir])))
             continue
-        for folder in sorted(p for p in partner_dir.iterdir() if p.is_dir()):
-            if not PERIOD.match(folder.name):
-                warnings.append(f"{partner_dir.name}/{folder.name}: not a YYYY-MM delivery folder; ignored")
-                continue
-            deliveries.append(_inspect(contract, folder, hashes))
+        if contract is None:
+            ignored.append(Ignored(name, "folder in the landing zone is not a known partner; ignored",
+                                   _names_redacted([partner_dir])))
+            continue
+        for folder in _listing(partner_dir, landing, ignored):
+            where = f"{name}/{shown(folder.name)}"
+            if not folder.is_dir():
+                ignored.append(Ignored(where, "a file at the partner's top level (deliveries go into "
+                                              "<partner>/<YYYY-MM>/); ignored", _names_redacted([folder])))
+            elif not PERIOD.fullmatch(folder.name):
+                ignored.append(Ignored(where, "not a YYYY-MM delivery folder; ignored", _names_redacted([folder])))
+            else:
+                delivery, extra = _inspect(contract, folder, hashes, root)
+                deliveries.append(delivery)
+                ignored += extra
     hashes.save()
-    return deliveries, warnings
+    return deliveries, ignored
+
+
+def _listing(folder: Path, landing: Path, ignored: list[Ignored]) -> list[Path]:
+    """A folder's entries; one that cannot be listed is named, not blamed on the whole zone."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError as e:
+        ignored.append(Ignored(shown(str(folder.relative_to(landing))) or ".",
+                               f"cannot be listed ({e.strerror}); check its permissions"))
+        return []
 
 
 def scan_partner(landing: Path, contract: Contract, period: str, hash_cache: Path | None = None
                  ) -> Delivery | None:
     folder = Path(landing) / contract.partner / period
-    return _inspect(contract, folder, HashCache(hash_cache)) if folder.is_dir() else None
+    if not (folder.is_dir() or folder.is_symlink()):
+        return None
+    return _inspect(contract, folder, HashCache(hash_cache), Path(landing).resolve())[0]
+
+
+def inventory(landing: Path, contracts: dict[str, Contract], hash_cache: Path | None = None) -> tuple | None:
+    """``scan()`` for the knowledge-base build's report of the landing zone; None when the
+    landing zone cannot be read now (the build itself needs only staging)."""
+    try:
+        return scan(landing, contracts, hash_cache)
+    except (LandingError, OSError):
+        return None

@@ -12,6 +12,7 @@ from dagster import (AssetExecutionContext, AssetKey, AssetObservation, AssetsDe
                      DynamicPartitionsDefinition, MaterializeResult, MetadataValue, asset)
 
 from assets import landing, staging
+from pipelines.data_lock import step_lock
 from pipelines.resources import TyokykyResource
 from schemas import Contract, load_contracts
 
@@ -90,7 +91,8 @@ def partner_asset(contract: Contract) -> AssetsDefinition:
         metadata={"contract": f"schemas/{contract.partner}.yaml", "delivery": contract.delivery},
     )
     def _stage(context: AssetExecutionContext, tyokyky: TyokykyResource) -> MaterializeResult:
-        summaries = stage_periods(tyokyky, contract, list(context.partition_keys), context.log)
+        with step_lock(context, tyokyky.settings.data):
+            summaries = stage_periods(tyokyky, contract, list(context.partition_keys), context.log)
         for s in summaries:  # a rejected period is marked on the partition itself in the UI
             if s["status"] == "rejected":
                 context.log_event(AssetObservation(

@@ -4,6 +4,7 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 
 from assets import timing
 from assets.warehouse import IND_KEY
+from pipelines.data_lock import step_lock
 from pipelines.resources import TyokykyResource
 
 
@@ -13,7 +14,7 @@ def steering_report(context: AssetExecutionContext, tyokyky: TyokykyResource) ->
     from reports.steering import build_report
 
     s = tyokyky.settings
-    with timing.stage("report"):
+    with step_lock(context, s.data), timing.stage("report"):
         result = build_report(s.kb_path, s.reports)
     context.log.info(f"report written: {result.path.name}")
     return MaterializeResult(metadata={"path": MetadataValue.path(str(result.path)), "pages": result.pages})

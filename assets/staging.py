@@ -25,11 +25,13 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from assets import timing
 from assets.landing import Delivery
 from pseudonymize import PseudonymKey, pseudonymize_column
+from pseudonymize.redact import MARKER, PATTERN, redact
 from schemas.casting import validate_chunk, write_loaded
 from schemas.contract import Contract
 from schemas.readers import DeliveryRejected, read_delivery
@@ -57,6 +59,8 @@ class Attempt:
     key_fingerprint: str
     contract_sha256: str
     at: str
+    codes_redacted_in_names: int = 0   # identity codes replaced in the file's name
+    codes_redacted_in_values: int = 0  # free-text values in which an identity code was replaced
 
 
 def contract_sha256(contract: Contract) -> str:
@@ -141,12 +145,46 @@ def _swap_in(fresh: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def recover(staging: Path) -> list[str]:
+    """Finish or undo what a killed run left half-done in staging (under the data lock).
+
+    A ``.new`` folder holds ``delivery.json`` only once complete: if the swap was cut
+    between its two renames, the complete new version goes in place; otherwise the
+    version in place (or the ``.old`` one it was moved to) stays. Temporary files of
+    erasure and caches are removed. Returns what was done."""
+    notes = []
+    staging = Path(staging)
+    for fresh in sorted(staging.glob("*/*.new")):
+        target = fresh.with_name(fresh.name[:-len(".new")])
+        old = target.with_name(target.name + ".old")
+        if not target.exists() and (fresh / "delivery.json").exists():
+            os.replace(fresh, target)
+            notes.append(f"completed the interrupted staging of {target.parent.name} {target.name}")
+        else:
+            shutil.rmtree(fresh)
+            notes.append(f"removed the unfinished staging of {target.parent.name} {target.name}")
+        if old.exists() and not target.exists():
+            os.replace(old, target)
+    for old in sorted(staging.glob("*/*.old")):
+        target = old.with_name(old.name[:-len(".old")])
+        if target.exists():
+            shutil.rmtree(old)
+        else:
+            os.replace(old, target)
+            notes.append(f"restored the previous staging of {target.parent.name} {target.name}")
+    for pattern in ("*/*/*.purging", "*/*.parquet.tmp", "*/*.json.tmp", "*/*/delivery.json.new",
+                    "*/*/delivery.json.tmp", "*.tmp"):
+        for leftover in staging.glob(pattern):
+            leftover.unlink()
+    return notes
+
+
 def _record_rejection(staging: Path, delivery: Delivery, contract: Contract, key: PseudonymKey,
                       reason: str, rows_read: int) -> Attempt:
     target = period_dir(staging, delivery.partner, delivery.period)
     state = read_state(staging, delivery.partner, delivery.period)
-    attempt = Attempt(delivery.file_name, delivery.content_sha256, "rejected", reason, rows_read, 0, 0,
-                      key.fingerprint, contract_sha256(contract), _now())
+    attempt = Attempt(delivery.file_name, delivery.content_sha256, "rejected", redact(reason), rows_read, 0, 0,
+                      key.fingerprint, contract_sha256(contract), _now(), delivery.names_redacted)
     state.update(partner=delivery.partner, period=delivery.period, last_attempt=asdict(attempt))
     target.mkdir(parents=True, exist_ok=True)
     tmp = target / "delivery.json.new"
@@ -159,8 +197,29 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def redact_free_text(contract: Contract, table: pa.Table) -> tuple[pa.Table, int]:
+    """Free-text columns are partner-typed: an identity code in one is replaced by the
+    redaction marker before anything is written. Returns the table and how many values
+    had a code."""
+    hits = 0
+    for c in contract.columns:
+        if c.type != "text" or c.name not in table.column_names:
+            continue
+        i = table.column_names.index(c.name)
+        column = table.column(i)
+        found = pc.sum(pc.match_substring_regex(column, PATTERN)).as_py() or 0
+        if found:
+            hits += found
+            table = table.set_column(i, c.name, pc.replace_substring_regex(column, PATTERN, MARKER))
+    return table, hits
+
+
 def stage_delivery(staging: Path, delivery: Delivery, contract: Contract, key: PseudonymKey) -> Attempt:
     """Stage one delivery; a rejection is recorded, never raised.
+
+    Any fault of the file (what the spec lists, and whatever else a reader or the checks
+    trip over) rejects this delivery only, with a reason that never quotes its content;
+    the build goes on with the others.
 
     The read rows are pseudonymised and checked in chunks into DuckDB (which spills beyond
     its memory limit), the raw rows are dropped, and the loaded rows go from DuckDB to
@@ -172,12 +231,37 @@ def stage_delivery(staging: Path, delivery: Delivery, contract: Contract, key: P
             result = read_delivery(contract, delivery.file, delivery.period)
     except DeliveryRejected as e:
         return _record_rejection(staging, delivery, contract, key, str(e), 0)
+    except OSError as e:
+        return _record_rejection(staging, delivery, contract, key, f"file {delivery.file_name!r} cannot be read "
+                                 f"({e.strerror}): check that it is in place and readable", 0)
+    except Exception as e:  # never str(e): a parser's message can quote the file's content
+        return _record_rejection(staging, delivery, contract, key, f"the file cannot be read ({type(e).__name__}): "
+                                 "check that it follows the agreed format", 0)
     timing.add_rows("read", result.rows_read)
     rows_read, row_errors, table = result.rows_read, result.row_errors, result.table
     del result
+    table, redacted = redact_free_text(contract, table)
+    raw_rows = [table]  # handed over, so that the raw rows can be dropped before writing
+    del table
 
     target = period_dir(staging, delivery.partner, delivery.period)
     fresh = _fresh_folder(target)
+    try:
+        return _stage_rows(delivery, contract, key, raw_rows, rows_read, row_errors, redacted, fresh, target)
+    except (OSError, duckdb.IOException):  # a full disk is not the delivery's fault: stop, retry later
+        raw_rows.clear()
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    except Exception as e:  # the checks failed on this file: reject it, keep what is loaded
+        raw_rows.clear()
+        shutil.rmtree(fresh, ignore_errors=True)
+        return _record_rejection(staging, delivery, contract, key, f"the file's rows cannot be checked "
+                                 f"({type(e).__name__}): check that it follows the agreed format", rows_read)
+
+
+def _stage_rows(delivery: Delivery, contract: Contract, key: PseudonymKey, raw_rows: list[pa.Table], rows_read: int,
+                row_errors: list, redacted: int, fresh: Path, target: Path) -> Attempt:
+    table = raw_rows.pop()
     with _connection().cursor() as con:  # a cursor per delivery: deliveries may stage in parallel
         for offset in range(0, max(table.num_rows, 1), CHUNK_ROWS):
             chunk = table.slice(offset, CHUNK_ROWS)
@@ -198,7 +282,8 @@ def stage_delivery(staging: Path, delivery: Delivery, contract: Contract, key: P
     order = sorted(range(len(lines)), key=lines.__getitem__)
     quarantine = _quarantine_table(delivery, [lines[i] for i in order], [reasons[i] for i in order])
     attempt = Attempt(delivery.file_name, delivery.content_sha256, "loaded", None, rows_read,
-                      rows_loaded, quarantine.num_rows, key.fingerprint, contract_sha256(contract), _now())
+                      rows_loaded, quarantine.num_rows, key.fingerprint, contract_sha256(contract), _now(),
+                      delivery.names_redacted, redacted)
     assert attempt.rows_read == attempt.rows_loaded + attempt.rows_quarantined, "row accounting broken"
     _write_parquet(quarantine, fresh / "quarantine.parquet")
     state = {"partner": delivery.partner, "period": delivery.period,

@@ -5,9 +5,10 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
 
 import duckdb
 
-from assets import knowledge_base, timing
+from assets import knowledge_base, landing, timing
 from assets.impact import SMD_LIMIT, UNMATCHED_LIMIT, matching_quality
 from assets.partners import PARTNER_ASSETS
+from pipelines.data_lock import step_lock
 from pipelines.resources import TyokykyResource
 
 KB_KEY = AssetKey("knowledge_base")
@@ -32,8 +33,10 @@ def knowledge_base_and_indicators(context: AssetExecutionContext, tyokyky: Tyoky
     """Build kb and ind into a new file and swap it in only when complete and checked."""
     s = tyokyky.settings
     key = tyokyky.key()
-    result = knowledge_base.build(s.staging, s.kb_path, tyokyky.contracts(), key.fingerprint,
-                                  knowledge_base.load_parameters(s.parameters_file))
+    with step_lock(context, s.data):
+        result = knowledge_base.build(s.staging, s.kb_path, tyokyky.contracts(), key.fingerprint,
+                                      knowledge_base.load_parameters(s.parameters_file),
+                                      landing_scan=landing.inventory(s.landing, tyokyky.contracts(), s.landing_hashes))
     context.log.info(f"knowledge base built: {result.clients} clients, as_of {result.as_of}")
     yield MaterializeResult(asset_key=KB_KEY, metadata={
         "path": MetadataValue.path(str(result.path)),

@@ -1,7 +1,9 @@
 """The ``tyokyky`` command line.
 
 Every error a user can cause ends in one line on stderr (what, where, what to do) and a
-non-zero exit, never a traceback.
+non-zero exit, never a traceback: misused flags included (the parser's usage text is not
+printed), and whatever else goes wrong is caught at the top as one line. Every line is
+screened for identity codes before it is printed.
 """
 from __future__ import annotations
 
@@ -12,11 +14,30 @@ import warnings
 from pathlib import Path
 
 from pipelines.settings import Settings
+from pseudonymize.redact import redact
 
 
 def _fail(message: str, code: int = 2) -> int:
-    print(f"tyokyky: {message}", file=sys.stderr)
+    print(f"tyokyky: {redact(' '.join(str(message).split()))}", file=sys.stderr)
     return code
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what, and where to read more)."""
+
+    def error(self, message):
+        _fail(f"{self.prog}: {message} (see '{self.prog} --help')")
+        sys.exit(2)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number (1 or more)")
+    return value
 
 
 def cmd_keygen(args) -> int:
@@ -27,7 +48,7 @@ def cmd_keygen(args) -> int:
     except KeyFileError as e:
         return _fail(str(e))
     except OSError as e:
-        return _fail(f"cannot write key file {args.out}: {e.strerror}")
+        return _fail(f"cannot write key file {args.out}: {e.strerror}; give --out a path in a writable folder")
     print(f"wrote a new key to {path} (mode 0600); keep it out of the repository and back it up")
     return 0
 
@@ -36,9 +57,16 @@ def cmd_synth(args) -> int:
     from pipelines.synth import write_landing_zone
 
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        return _fail(f"{out} is a file, not a folder: give a new folder to --out")
     if out.exists() and any(out.iterdir()):
         return _fail(f"{out} exists and is not empty: give a new folder to --out")
-    stats = write_landing_zone(out, persons=args.persons, seed=args.seed)
+    try:
+        stats = write_landing_zone(out, persons=args.persons, seed=args.seed)
+    except OSError as e:
+        from pipelines.run import os_error_line
+
+        return _fail(os_error_line(e, f"writing the synthetic landing zone to {out}"))
     print(f"wrote a synthetic landing zone of {args.persons} persons to {out}: "
           f"{stats['files']} deliveries, {stats['rows']} rows")
     return 0
@@ -53,9 +81,9 @@ def cmd_run(args) -> int:
     except BuildStopped as e:
         return _fail(str(e), 1)
     for w in summary.warnings:
-        print(f"warning: {w}")
+        print(redact(f"warning: {w}"))
     for r in summary.rejected:
-        print(f"rejected delivery: {r}")
+        print(redact(f"rejected delivery: {r}"))
     print(f"knowledge base: {summary.kb_path}")
     if summary.report:
         print(f"report: {summary.report}")
@@ -79,18 +107,23 @@ def cmd_demo(args) -> int:
 def cmd_query(args) -> int:
     import duckdb
 
+    from pipelines.kb_access import connect
+
     settings = Settings.resolve(data=args.data)
     path = Path(args.database) if args.database else settings.kb_path
     if not path.exists():
         return _fail(f"no knowledge base at {path}: build one with 'tyokyky run' (or 'make demo')")
     try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as e:
-        return _fail(f"cannot open {path} read-only: {str(e).splitlines()[0]}")
+        con = connect(path)
+    except (duckdb.Error, OSError) as e:
+        return _fail(f"cannot open {path} read-only: {str(e).splitlines()[0]}; pass a knowledge base built by "
+                     "'tyokyky run' with --data DIR or --database FILE")
     try:
         result = con.sql(args.sql)
     except duckdb.Error as e:
-        return _fail(f"query failed: {str(e).splitlines()[0]}")
+        hint = ("; tyokyky query only reads the knowledge base: no files, no settings, no extensions"
+                if isinstance(e, (duckdb.PermissionException, duckdb.InvalidInputException)) else "")
+        return _fail(f"query failed: {str(e).splitlines()[0]}{hint}")
     if result is None:
         return 0
     if args.csv:
@@ -110,8 +143,8 @@ def cmd_bench(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tyokyky", description="Pseudonymised analytics for work-ability programmes.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = OneLineParser(prog="tyokyky", description="Pseudonymised analytics for work-ability programmes.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     k = sub.add_parser("keygen", help="write a new random pseudonymisation key (mode 0600)")
     k.add_argument("--out", required=True, help="key file to create (never overwritten)")
@@ -119,7 +152,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("synth", help="write a synthetic landing zone that follows the partner spec")
     s.add_argument("--out", required=True)
-    s.add_argument("--persons", type=int, default=2000)
+    s.add_argument("--persons", type=positive_int, default=2000)
     s.add_argument("--seed", type=int, default=1)
     s.set_defaults(func=cmd_synth)
 
@@ -132,7 +165,7 @@ def parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="synth + keygen + run into ./data, for a first look")
     d.add_argument("--data", help="data directory (default ./data)")
-    d.add_argument("--persons", type=int, default=2000)
+    d.add_argument("--persons", type=positive_int, default=2000)
     d.add_argument("--seed", type=int, default=1)
     d.set_defaults(func=cmd_demo)
 
@@ -141,11 +174,11 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     q.add_argument("--data", help="data directory (env TYOKYKY_DATA; default ./data)")
     q.add_argument("--database", help="a knowledge-base file (default DATA/tyokyky.duckdb)")
-    q.add_argument("--max-rows", type=int, default=100)
+    q.add_argument("--max-rows", type=positive_int, default=100)
     q.set_defaults(func=cmd_query)
 
     b = sub.add_parser("bench", help="national-scale benchmark (see BENCHMARKS.md)")
-    b.add_argument("--persons", type=int, nargs="+", default=[10_000])
+    b.add_argument("--persons", type=positive_int, nargs="+", default=[10_000])
     b.add_argument("--work", default="bench-work", help="scratch folder (deleted per size)")
     b.add_argument("--keep", action="store_true", help="keep the scratch folder")
     b.add_argument("--pm4py", action="store_true", help="also time pm4py's discover_dfg (bench extra)")
@@ -161,6 +194,13 @@ def main(argv=None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except OSError as e:
+        from pipelines.run import os_error_line
+
+        return _fail(os_error_line(e, f"running '{args.command}'"), 1)
+    except Exception as e:  # a bug, not a user error: still one line, and no identity code
+        first = str(e).splitlines()[0] if str(e) else "no message"
+        return _fail(f"unexpected {type(e).__name__} in '{args.command}': {first[:300]}; please report it", 1)
 
 
 if __name__ == "__main__":

@@ -10,17 +10,23 @@ from assets import checks, knowledge_base, landing, timing
 from assets.partners import partner_key, stage_periods
 from assets.warehouse import IND_KEY, KB_KEY
 from pipelines.automation import add_missing_partitions, periods_to_stage
+from pipelines.data_lock import step_lock
 from pipelines.resources import TyokykyResource
 
 
 @op(description="Stage every new or changed delivery of every partner (contract checks blocking).")
 def stage_new_deliveries(context: OpExecutionContext, tyokyky: TyokykyResource) -> list:
+    with step_lock(context, tyokyky.settings.data):
+        return _stage_new_deliveries(context, tyokyky)
+
+
+def _stage_new_deliveries(context: OpExecutionContext, tyokyky: TyokykyResource) -> list:
     s = tyokyky.settings
     contracts = tyokyky.contracts()
     key = tyokyky.key()
     deliveries, warnings = landing.scan(s.landing, contracts, s.landing_hashes)
     for w in warnings:
-        context.log.warning(w)
+        context.log.warning(str(w))
     add_missing_partitions(context.instance, deliveries)
     staged = []
     for partner, periods in sorted(periods_to_stage(s, deliveries, contracts, key).items()):
@@ -38,11 +44,17 @@ def stage_new_deliveries(context: OpExecutionContext, tyokyky: TyokykyResource) 
 
 @op(description="Rebuild knowledge base, indicators and report atomically.")
 def rebuild(context: OpExecutionContext, tyokyky: TyokykyResource, staged: list) -> None:
+    with step_lock(context, tyokyky.settings.data):
+        _rebuild(context, tyokyky, staged)
+
+
+def _rebuild(context: OpExecutionContext, tyokyky: TyokykyResource, staged: list) -> None:
     from reports.steering import build_report
 
     s = tyokyky.settings
     result = knowledge_base.build(s.staging, s.kb_path, tyokyky.contracts(), tyokyky.key().fingerprint,
-                                  knowledge_base.load_parameters(s.parameters_file))
+                                  knowledge_base.load_parameters(s.parameters_file),
+                                  landing_scan=landing.inventory(s.landing, tyokyky.contracts(), s.landing_hashes))
     context.log_event(AssetMaterialization(KB_KEY, metadata={
         "clients": result.clients, "as_of": str(result.as_of), "deliveries_staged": len(staged),
         "tables_carried_forward": ", ".join(result.carried_forward) or "none (full build)"}))

@@ -3,27 +3,35 @@
 One run per partner with new or changed deliveries (a single-run range over its
 periods), then one run for knowledge base, indicators and report. The in-process
 executor avoids a subprocess and a fresh import of GX per step.
+
+The whole run holds the data directory (one writer at a time) and starts by freeing what
+a killed run left behind. Whatever stops it becomes one line (BuildStopped).
 """
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dagster import AssetKey, DagsterInstance, materialize
-from dagster._core.errors import DagsterExecutionStepExecutionError
+import duckdb
+import yaml
+from dagster import AssetKey, DagsterExecutionStepExecutionError, DagsterInstance, materialize
 
 from assets import landing, staging
-from assets.knowledge_base import KnowledgeBaseError
+from assets.knowledge_base import KnowledgeBaseError, load_parameters
 from assets.partner_checks import PARTNER_CHECKS
 from assets.partners import PARTNER_ASSETS
 from assets.report import steering_report
 from assets.warehouse import knowledge_base_and_indicators
 from pipelines.automation import add_missing_partitions, periods_to_stage
+from pipelines.data_lock import PROCESS_TAG, DataDirBusy, data_lock, process_token
+from pipelines.recovery import SlotHeld, check_build_slot, recover
 from pipelines.resources import TyokykyResource
 from pipelines.settings import Settings
 from pseudonymize import KeyFileError, load_key_file
+from pseudonymize.redact import redact
 from schemas import load_contracts
 
 PROJECT_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
@@ -34,6 +42,36 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 class BuildStopped(Exception):
     """Something stops the build; the message is the one line the user sees."""
+
+
+#: errors whose message is already the one line for the user
+ONE_LINE_ERRORS = (KnowledgeBaseError, staging.StagingError, KeyFileError, BuildStopped, DataDirBusy, SlotHeld,
+                   landing.LandingError)
+
+
+def os_error_line(e: OSError, what: str) -> str:
+    """One line for a file-system error while doing ``what``: the file, the cause, the remedy."""
+    where = f" ({e.filename})" if e.filename else ""
+    if e.errno == errno.ENOSPC:
+        return f"no space left on the device while {what}{where}: free some space and run again"
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"cannot write while {what}{where}: {e.strerror}; make the folder writable or point "
+                "--data / DAGSTER_HOME elsewhere")
+    return f"{e.strerror or type(e).__name__} while {what}{where}: check the path and run again"
+
+
+def error_line(e: BaseException, what: str) -> str:
+    """One line for whatever stopped the build (identity codes redacted, first line only)."""
+    if isinstance(e, ONE_LINE_ERRORS):
+        text = str(e)
+    elif isinstance(e, OSError):
+        text = os_error_line(e, what)
+    elif isinstance(e, duckdb.IOException):
+        text = f"cannot write the knowledge base while {what}: {str(e).splitlines()[0]}"
+    else:
+        text = (f"{type(e).__name__} while {what}: {str(e).splitlines()[0] if str(e) else 'no message'} "
+                "(see the run in the Dagster UI: make ui)")
+    return redact(text.replace("\n", " "))[:500]
 
 
 @dataclass
@@ -49,30 +87,70 @@ class RunSummary:
 def instance_for(settings: Settings) -> DagsterInstance:
     """DAGSTER_HOME when set; else DATA/.dagster with the project's dagster.yaml."""
     home = settings.dagster_home
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists() and PROJECT_DAGSTER_YAML.exists():
-        shutil.copy(PROJECT_DAGSTER_YAML, home / "dagster.yaml")
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        if not (home / "dagster.yaml").exists() and PROJECT_DAGSTER_YAML.exists():
+            shutil.copy(PROJECT_DAGSTER_YAML, home / "dagster.yaml")
+        probe = home / ".tyokyky-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise BuildStopped(os_error_line(e, f"preparing the Dagster instance in {home} (DAGSTER_HOME)")) from None
     return DagsterInstance.from_config(str(home.resolve()))
 
 
 def _materialize(selection, resource, instance, **kwargs):
+    tags = {PROCESS_TAG: process_token(), **kwargs.pop("tags", {})}
     try:
         return materialize([*ALL_ASSETS, *PARTNER_CHECKS], selection=selection, resources={"tyokyky": resource},
-                           instance=instance, run_config=QUIET, **kwargs)
+                           instance=instance, run_config=QUIET, tags=tags, **kwargs)
     except DagsterExecutionStepExecutionError as e:
-        cause = e.user_exception
-        if isinstance(cause, (KnowledgeBaseError, staging.StagingError, KeyFileError, BuildStopped)):
-            raise BuildStopped(str(cause)) from None
-        raise BuildStopped(f"{type(cause).__name__} in step {e.step_key}: {cause} "
-                           f"(see the run in the Dagster UI: make ui)") from None
+        raise BuildStopped(error_line(e.user_exception, f"running step {e.step_key}")) from None
+    except Exception as e:  # raised as is by in-process execution
+        raise BuildStopped(error_line(e, "running " + ", ".join(k.to_user_string() for k in selection))) from None
+
+
+def check_parameters(settings: Settings) -> None:
+    """A bad parameters file stops the run before anything is written."""
+    if settings.parameters_file is None:
+        return
+    try:
+        load_parameters(settings.parameters_file)
+    except KnowledgeBaseError as e:
+        raise BuildStopped(str(e)) from None
+    except OSError as e:
+        raise BuildStopped(f"parameters file {settings.parameters_file} cannot be read ({e.strerror}): "
+                           "pass --parameters FILE or set TYOKYKY_PARAMETERS") from None
+    except (yaml.YAMLError, AttributeError, TypeError, ValueError) as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise BuildStopped(f"parameters file {settings.parameters_file} is not valid YAML of sections and "
+                           f"values{where}: see assets/parameters.yaml for the format") from None
 
 
 def run(settings: Settings, log=print) -> RunSummary:
     """Stage what changed, then rebuild; raise BuildStopped with one line on what stops it."""
+    check_parameters(settings)
     try:
         key = load_key_file(settings.key_file)
     except KeyFileError as e:
         raise BuildStopped(str(e)) from None
+    except OSError as e:
+        raise BuildStopped(f"key file {settings.key_file} cannot be read ({e.strerror}): check it and its "
+                           "permissions, or pass another with --key-file") from None
+    try:
+        with data_lock(settings.data, "tyokyky run"):
+            return _run_locked(settings, key, log)
+    except BuildStopped:
+        raise
+    except Exception as e:
+        raise BuildStopped(error_line(e, f"building into {settings.data}")) from None
+
+
+def _run_locked(settings: Settings, key, log) -> RunSummary:
+    logging.getLogger("dagster").setLevel(logging.CRITICAL)
+    instance = instance_for(settings)
+    recovered = recover(instance, settings)
     try:
         deliveries, scan_warnings = landing.scan(settings.landing, load_contracts(), settings.landing_hashes)
     except landing.LandingError as e:
@@ -84,11 +162,11 @@ def run(settings: Settings, log=print) -> RunSummary:
     except staging.StagingError as e:
         raise BuildStopped(str(e)) from None
 
-    logging.getLogger("dagster").setLevel(logging.WARNING)
-    instance = instance_for(settings)
+    summary = RunSummary(warnings=[f"after an interrupted run: {n}" for n in recovered])
+    summary.warnings += [str(w) for w in scan_warnings]
+    summary.warnings += withdrawn_deliveries(settings, deliveries)
     resource = TyokykyResource.from_settings(settings)
     contracts = load_contracts()
-    summary = RunSummary(warnings=scan_warnings)
     add_missing_partitions(instance, deliveries)
     for partner, todo in sorted(periods_to_stage(settings, deliveries, contracts, key).items()):
         keys = instance.get_dynamic_partitions(f"{partner}_deliveries")
@@ -108,9 +186,24 @@ def run(settings: Settings, log=print) -> RunSummary:
         if last and last["status"] == "rejected":
             summary.rejected.append(f"{d.partner} {d.period}: {last['reason']}")
     log("building knowledge base, indicators and report")
+    check_build_slot(instance)
     _materialize([AssetKey("knowledge_base"), AssetKey("indicators"), AssetKey("steering_report")],
                  resource, instance)
     summary.kb_path = settings.kb_path
     reports = sorted(settings.reports.glob("ohjausryhmaraportti_*.pdf"), key=lambda p: p.stat().st_mtime)
     summary.report = reports[-1] if reports else None
     return summary
+
+
+def withdrawn_deliveries(settings: Settings, deliveries: list) -> list[str]:
+    """Loaded deliveries whose folder is gone from the landing zone: their rows stay loaded
+    (files there may be archived after loading; nothing is dropped without a decision),
+    and each is reported until it is delivered again or its staging is removed."""
+    present = {(d.partner, d.period) for d in deliveries}
+    gone = []
+    for state_file in sorted(settings.staging.glob("*/*/delivery.json")):
+        partner, period = state_file.parent.parent.name, state_file.parent.name
+        if (partner, period) not in present and staging.read_state(settings.staging, partner, period).get("loaded"):
+            gone.append(f"{partner} {period}: the delivery folder is no longer in the landing zone; its loaded "
+                        f"rows stay in the knowledge base (to drop them, remove {state_file.parent} and run again)")
+    return gone

@@ -86,6 +86,8 @@ def load_key_file(path: str | os.PathLike | None) -> PseudonymKey:
         raise KeyFileError("no key file given: pass --key-file FILE or set TYOKYKY_KEY_FILE "
                         "(make one with 'tyokyky keygen --out FILE')")
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise KeyFileError(f"key file {path} is not a file: pass the key file itself with --key-file")
     if not path.is_file():
         raise KeyFileError(f"key file {path} does not exist: make one with 'tyokyky keygen --out {path}'")
     mode = stat.S_IMODE(path.stat().st_mode)

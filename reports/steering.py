@@ -529,11 +529,15 @@ class Report:
                 for r in qs.head(10).itertuples()]
         self.table(fig, [0.08, 0.2, 0.84, 0.21], ["Kumppani", "Syy", "Rivejä"], rows, [0.2, 0.65, 0.15], size=7)
         totals = self.q("SELECT sum(rows_read) AS r, sum(rows_quarantined) AS q FROM ind.data_quality WHERE status = 'loaded'")
+        hidden = self.q("SELECT coalesce(sum(codes_redacted_in_names + codes_redacted_in_values), 0) AS n, "
+                        "(SELECT count(*) FROM kb.landing_ignored) AS ignored FROM ind.data_quality")
         self.paragraph(fig, 0.08, 0.165,
                        f"Luettuja rivejä {s.count(totals['r'][0] or 0)}, karanteeniin {s.count(totals['q'][0] or 0)}. "
                        f"Suostumusta odottavia ohjelman asiakkaita (tiedot pidätetty): "
                        f"{s.count(self.info['awaiting_consent'])}. Suostumuksensa peruneiden tiedot on poistettu "
-                       f"kaikista tauluista.", width=95, size=8.5)
+                       f"kaikista tauluista. Tiedostonimistä ja vapaatekstikentistä poistettuja henkilötunnuksia "
+                       f"{s.count(hidden['n'][0])}; toimitusalueelta ohitettuja muita tiedostoja ja kansioita "
+                       f"{s.count(hidden['ignored'][0])}.", width=95, size=8.5)
         self.finish(fig)
 
     def methods(self) -> None:

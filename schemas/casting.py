@@ -76,14 +76,14 @@ def _column_sql(contract: Contract, c: Column) -> tuple[str, str, list[tuple[str
         ok = f"regexp_full_match({r}, {lit(pattern)})"
         what = f"a number of {c.digits} digits" if c.digits else "a whole number"
         checks.append((parse_failed, f"{c.name}: not {what}"))
-        parse = (f"CASE WHEN {ok} THEN CAST(CAST({r} AS DECIMAL(18, 0)) / 100 AS DECIMAL(14, 2)) END"
-                 if c.type == "cents" else f"CASE WHEN {ok} THEN CAST({r} AS BIGINT) END")
+        parse = (f"CASE WHEN {ok} THEN TRY_CAST(TRY_CAST({r} AS DECIMAL(18, 0)) / 100 AS DECIMAL(14, 2)) END"
+                 if c.type == "cents" else f"CASE WHEN {ok} THEN TRY_CAST({r} AS BIGINT) END")
     elif c.type == "decimal":
         sep = {",": ",", ".": r"\.", "any": "[.,]"}[c.decimal_separator]
         ok = f"regexp_full_match({r}, {lit(f'-?[0-9]+({sep}[0-9]+)?')})"
         shown = {",": "decimal comma", ".": "decimal point", "any": "decimal comma or point"}
         checks.append((parse_failed, f"{c.name}: not a number (with {shown[c.decimal_separator]})"))
-        parse = f"CASE WHEN {ok} THEN CAST(replace({r}, ',', '.') AS DOUBLE) END"
+        parse = f"CASE WHEN {ok} THEN TRY_CAST(replace({r}, ',', '.') AS DOUBLE) END"
     else:  # pragma: no cover - contract loading rejects unknown types
         raise ValueError(c.type)
     if c.minimum is not None or c.maximum is not None:

@@ -90,13 +90,14 @@ class Landing:
         lines = [o if isinstance(o, str) else json.dumps(o) for o in objects]
         return self.raw("typ", period, ("\n".join(lines) + "\n").encode("utf-8"), name)
 
-    def valmennus(self, period: str, rows: list[list], sheet: str = "Asiakkaat", name: str | None = None) -> Path:
+    def valmennus(self, period: str, rows: list[list], sheet: str = "Asiakkaat", name: str | None = None,
+                  header: list[str] = VALMENNUS_HEADER) -> Path:
         import openpyxl
 
         wb = openpyxl.Workbook()
         ws = wb.active
         ws.title = sheet
-        ws.append(VALMENNUS_HEADER)
+        ws.append(header)
         for r in rows:
             ws.append(r)
         p = self.path("valmennus", period, name)

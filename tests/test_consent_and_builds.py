@@ -5,6 +5,7 @@ import duckdb
 import pytest
 
 from assets import knowledge_base
+from assets import landing as landing_zone
 from pipelines.run import BuildStopped
 from pipelines.settings import Settings
 from pseudonymize import generate_secret_file, load_key_file
@@ -221,7 +222,8 @@ def test_incremental_build_carries_tables_forward_and_equals_a_fresh_build(tmp_p
     build(landing.root, data, key_file)
     settings = Settings(landing.root, data, key_file)
     again = knowledge_base.build(settings.staging, settings.kb_path, load_contracts(),
-                                 load_key_file(key_file).fingerprint)
+                                 load_key_file(key_file).fingerprint,
+                                 landing_scan=landing_zone.scan(landing.root, load_contracts()))
     assert again.carried_forward == ["benefits", "coaching", "episodes", "measurements", "status_spells"]
     fresh = tmp_path / "fresh"
     build(landing.root, fresh, key_file)

@@ -1,6 +1,8 @@
 """Delimited text (CSV-like): BOM, encodings, optional quoting, header row."""
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,7 @@ def _parse(data: bytes, header: list[str], spec: dict, threads: bool) -> tuple[p
             parse_options=pacsv.ParseOptions(
                 delimiter=spec["delimiter"],
                 quote_char='"' if spec.get("quoting") else False,
-                double_quote=True, newlines_in_values=False, ignore_empty_lines=False,
+                double_quote=True, newlines_in_values=bool(spec.get("quoting")), ignore_empty_lines=False,
                 invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
                 column_types={h: pa.string() for h in header}, strings_can_be_null=True,
@@ -37,6 +39,29 @@ def _parse(data: bytes, header: list[str], spec: dict, threads: bool) -> tuple[p
         raise DeliveryRejected("the file cannot be parsed as delimited text with the agreed "
                                f"delimiter {spec['delimiter']!r}") from None
     return table, bad_rows
+
+
+def _record_starts(text: str, spec: dict, records: int) -> np.ndarray:
+    """1-based physical line where each record (header first) starts. One record per line
+    unless a quoted value holds a line break; then Python's csv module, which counts the
+    lines it reads, tells where each record starts."""
+    physical = text.count("\n") + (0 if text.endswith("\n") else 1)
+    if physical == records and text.count("\r") == text.count("\r\n"):
+        return np.arange(1, records + 1, dtype=np.int64)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=spec["delimiter"], quotechar='"',
+                        quoting=csv.QUOTE_MINIMAL if spec.get("quoting") else csv.QUOTE_NONE)
+    starts, consumed = [], 0
+    try:
+        for _ in reader:
+            starts.append(consumed + 1)
+            consumed = reader.line_num
+    except csv.Error:  # the message quotes no content, but the file is not what was agreed
+        raise DeliveryRejected("the file cannot be parsed as delimited text: a quoted value is not "
+                               "closed") from None
+    if len(starts) != records:
+        raise DeliveryRejected("the line of every record cannot be told apart (line breaks inside "
+                               "values): export the file again without them")
+    return np.array(starts, dtype=np.int64)
 
 
 def read(contract: Contract, path: Path, period: str) -> ReadResult:
@@ -61,20 +86,27 @@ def read(contract: Contract, path: Path, period: str) -> ReadResult:
     if any(n is None for n, _, _ in bad_rows):  # threaded parsing may not know a bad row's line
         table, bad_rows = _parse(data, header, spec, threads=False)
 
-    # Physical line of every parsed row: lines 2.. minus those the parser skipped.
-    bad_numbers = np.array(sorted(n for n, _, _ in bad_rows), dtype=np.int64)
-    all_lines = np.arange(2, 2 + table.num_rows + len(bad_rows), dtype=np.int64)
-    lines = np.setdiff1d(all_lines, bad_numbers, assume_unique=True)
-    # Blank lines parse as all-null rows: not data records.
+    # Physical line where every record starts (a quoted value may span lines).
+    starts = _record_starts(text, spec, 1 + table.num_rows + len(bad_rows))
+    parsed = np.ones(len(starts) - 1, dtype=bool)
+    parsed[[n - 2 for n, _, _ in bad_rows]] = False  # row numbers count the header as 1
+    lines = starts[1:][parsed]
+    ends = np.append(starts[1:] - 1, text.count("\n") + (0 if text.endswith("\n") else 1))
+    errors = [(int(starts[n - 1]), f"expected {exp} fields, found {act}" + (
+        f" (a quoted value runs over lines {starts[n - 1]}–{ends[n - 1]}: check its quotes)"
+        if ends[n - 1] > starts[n - 1] else "")) for n, exp, act in bad_rows]
+    # All-null rows: a blank line is not a record; a line of delimiters only is a row error.
     keep = None
     for col in table.columns:
         valid = pc.is_valid(col)
         keep = valid if keep is None else pc.or_(keep, valid)
     if keep is not None and not pc.all(keep).as_py():
         mask = keep.to_numpy(zero_copy_only=False)
+        physical = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        errors += [(int(n), "every field is empty (a line of delimiters only)")
+                   for n in lines[~mask] if physical[n - 1].strip()]
         table, lines = table.filter(keep), lines[mask]
     wanted = {c.name: table.column(c.name) if c.name in header else pa.nulls(table.num_rows, pa.string())
               for c in contract.columns}
     wanted = {k: v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v for k, v in wanted.items()}
-    errors = [(n, f"expected {exp} fields, found {act}") for n, exp, act in bad_rows]
-    return ReadResult(text_table(wanted, lines), errors)
+    return ReadResult(text_table(wanted, lines), sorted(errors))
