@@ -22,7 +22,7 @@ ui: $(STAMP)  ## the Dagster UI on the project, with the demo's run history
 	mkdir -p data/.dagster && cp -n dagster.yaml data/.dagster/dagster.yaml || true
 	DAGSTER_HOME=$(CURDIR)/data/.dagster TYOKYKY_DATA=$${TYOKYKY_DATA:-$(CURDIR)/data} \
 	TYOKYKY_KEY_FILE=$${TYOKYKY_KEY_FILE:-$(CURDIR)/data/keys/demo.key} \
-	$(BIN)/dagster dev -m pipelines.definitions
+	$(BIN)/dagster dev -m assets.definitions
 
 bench: $(STAMP)  ## national-scale benchmark (BENCHMARKS.md); PERSONS="10000 100000" to choose
 	$(BIN)/tyokyky bench --persons $${PERSONS:-10000 100000}

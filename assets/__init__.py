@@ -1,2 +1,2 @@
-"""Pipeline steps as plain functions (landing, staging, knowledge base, indicators)
-and the thin Dagster asset definitions that call them."""
+"""The thin Dagster layer over the core: assets, asset checks, resources, partitions, sensor,
+schedule and Definitions. Each asset is a few lines calling ``pipelines`` or ``reports``."""

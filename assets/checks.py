@@ -1,141 +1,51 @@
-"""Data-quality checks on staged data with Great Expectations (GX Core 1.x).
+"""Dagster asset checks per partner, generated from the contracts (GX inside)."""
 
-Expectations are generated from the partner contracts, so a new partner gets its
-checks from its YAML alone. ``dagster-ge`` does not support GX 1.x, so GX is called
-from ``@asset_check``; it is imported lazily (≈5 s) and its analytics are off.
+import json
 
-* blocking — contract violations that would corrupt the knowledge base: a pseudonym
-  that is not a 64-hex HMAC, a required value missing, a code outside its list, a
-  value outside its range, an end before its start, a natural key twice in a period;
-* warning — softer issues: overlapping TE status spells, a high quarantine share,
-  implausible birth years.
-"""
-from __future__ import annotations
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity, asset_check
 
-import os
-from functools import cache
-from pathlib import Path
-
-import duckdb
-import pandas as pd
-
-from schemas.casting import lit
-from schemas.contract import Contract
-
-QUARANTINE_WARN_SHARE = 0.05
-#: GX works on pandas in memory: it validates a repeatable sample of at most this many rows
-#: of the periods in a run. Every row was already checked against the contract in SQL at
-#: staging; GX is the independent second line, so a sample keeps national builds in bounds.
-SAMPLE_ROWS = 100_000
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+from assets.partners import partitions_for, partner_key
+from assets.resources import TyokykyResource
+from pipelines import quality
+from schemas import Contract, load_contracts
 
 
-def _files(staging: Path, partner: str, periods: list[str]) -> list[Path]:
-    return [f for p in periods if (f := Path(staging) / partner / p / "rows.parquet").exists()]
+def _periods(context: AssetCheckExecutionContext) -> list[str]:
+    return list(context.partition_keys) if context.has_partition_key_range or context.has_partition_key else []
 
 
-def load_staged(staging: Path, partner: str, periods: list[str], sample_rows: int = SAMPLE_ROWS
-                ) -> tuple[pd.DataFrame, int]:
-    """(a repeatable sample of at most ``sample_rows`` staged rows, how many rows there are)."""
-    files = _files(staging, partner, periods)
-    if not files:
-        return pd.DataFrame(), 0
-    listed = ", ".join(lit(str(f)) for f in files)
-    with duckdb.connect() as con:
-        con.execute("SET threads = 2")
-        total = con.sql(f"SELECT count(*) FROM read_parquet([{listed}])").fetchall()[0][0]
-        sample = f"USING SAMPLE reservoir({sample_rows} ROWS) REPEATABLE (42)" if total > sample_rows else ""
-        frame = con.sql(f"SELECT * FROM read_parquet([{listed}], union_by_name = true) {sample}").df()
-    return frame, total
+def contract_check(contract: Contract) -> AssetChecksDefinition:
+    @asset_check(asset=partner_key(contract.partner), name="contract", blocking=True,
+                 partitions_def=partitions_for(contract.partner),
+                 description=f"GX: staged {contract.partner} rows keep the contract (blocking).")
+    def _check(context: AssetCheckExecutionContext, tyokyky: TyokykyResource) -> AssetCheckResult:
+        passed, failures, checked, total = quality.check_contract(tyokyky.settings.staging, contract,
+                                                                 _periods(context))
+        return AssetCheckResult(passed=passed, severity=AssetCheckSeverity.ERROR,
+                                metadata={"rows_checked": checked, "rows_staged": total,
+                                          "failed_expectations": json.dumps(failures)})
+    return _check
 
 
-def expectations(contract: Contract) -> list:
-    """The blocking expectations of one partner's staged rows."""
-    import great_expectations as gx
-
-    E = gx.expectations
-    exps = []
-    id_column = "erasure_token" if contract.consent else "pseudonym"
-    exps.append(E.ExpectColumnValuesToNotBeNull(column=id_column))
-    exps.append(E.ExpectColumnValuesToMatchRegex(column=id_column, regex=r"^[0-9a-f]{64}$"))
-    exps.append(E.ExpectColumnValuesToBeInSet(column="sex", value_set=["M", "F"]))
-    for c in contract.data_columns:
-        if c.required:
-            exps.append(E.ExpectColumnValuesToNotBeNull(column=c.target))
-        if c.codes:
-            exps.append(E.ExpectColumnValuesToBeInSet(column=c.target, value_set=sorted(set(c.codes.values()))))
-        if c.minimum is not None or c.maximum is not None:
-            exps.append(E.ExpectColumnValuesToBeBetween(column=c.target, min_value=c.minimum, max_value=c.maximum))
-        if c.type == "municipality":
-            exps.append(E.ExpectColumnValuesToMatchRegex(column=c.target, regex=r"^[0-9]{3}$"))
-    for rule in contract.rules:
-        a, b = contract.column(rule["column"]).target, contract.column(rule["other"]).target
-        high, low = (a, b) if rule["rule"] == "not_before" else (b, a)
-        exps.append(E.ExpectColumnPairValuesAToBeGreaterThanB(
-            column_A=high, column_B=low, or_equal=True, ignore_row_if="either_value_is_missing"))
-    key = [id_column if k == contract.identifier else contract.column(k).target for k in contract.natural_key]
-    exps.append(E.ExpectCompoundColumnsToBeUnique(column_list=key + ["delivery_period"]))
-    return exps
+def warning_check(contract: Contract) -> AssetChecksDefinition:
+    @asset_check(asset=partner_key(contract.partner), name="quality_warnings", blocking=False,
+                 partitions_def=partitions_for(contract.partner),
+                 description=f"Softer {contract.partner} findings: overlaps, quarantine share, birth years.")
+    def _check(context: AssetCheckExecutionContext, tyokyky: TyokykyResource) -> AssetCheckResult:
+        staging = tyokyky.settings.staging
+        periods = _periods(context)
+        found = quality.warnings(contract, staging, periods)
+        high_quarantine = []
+        for p in periods:
+            state = json.loads((staging / contract.partner / p / "delivery.json").read_text()) \
+                if (staging / contract.partner / p / "delivery.json").exists() else {}
+            last = state.get("last_attempt") or {}
+            if last.get("rows_read") and last["rows_quarantined"] / last["rows_read"] > quality.QUARANTINE_WARN_SHARE:
+                high_quarantine.append(p)
+        found["periods_with_high_quarantine_share"] = len(high_quarantine)
+        return AssetCheckResult(passed=not any(found.values()), severity=AssetCheckSeverity.WARN,
+                                metadata={**found, "high_quarantine_periods": ", ".join(high_quarantine)})
+    return _check
 
 
-@cache
-def _context():
-    """One ephemeral GX context per process (each new one costs time and a temp folder)."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    return context
-
-
-def validate(contract: Contract, frame: pd.DataFrame) -> tuple[bool, dict]:
-    """Run the blocking expectations; (passed, {expectation: unexpected count})."""
-    if frame.empty:
-        return True, {}
-    import great_expectations as gx
-
-    source = _context().data_sources.add_or_update_pandas(f"staging_{contract.partner}")
-    batch = source.add_dataframe_asset("rows").add_batch_definition_whole_dataframe("all").get_batch(
-        batch_parameters={"dataframe": frame})
-    suite = gx.ExpectationSuite(name=f"{contract.partner}_contract")
-    for e in expectations(contract):
-        suite.add_expectation(e)
-    result = batch.validate(suite)
-    failures = {}
-    for r in result.results:
-        if not r.success:
-            cfg = r.expectation_config
-            label = f"{cfg.type}({', '.join(f'{k}={v}' for k, v in cfg.kwargs.items() if k in ('column', 'column_A', 'column_B', 'column_list'))})"
-            failures[label] = int(r.result.get("unexpected_count") or 0)
-    return result.success, failures
-
-
-def check_contract(staging: Path, contract: Contract, periods: list[str]) -> tuple[bool, dict, int, int]:
-    """The blocking check of the given periods: (passed, failures, rows checked, rows staged)."""
-    frame, total = load_staged(staging, contract.partner, periods)
-    passed, failures = validate(contract, frame)
-    return passed, failures, len(frame), total
-
-
-def warnings(contract: Contract, staging: Path, periods: list[str]) -> dict[str, int]:
-    """Softer findings for the given periods (counts only)."""
-    found: dict[str, int] = {}
-    files = _files(staging, contract.partner, periods)
-    if not files:
-        return found
-    listed = ", ".join(lit(str(f)) for f in files)
-    with duckdb.connect() as con:
-        for w in contract.warnings:
-            if w["warning"] == "overlapping_spells":
-                start, end = w["start"], w["end"]
-                found["overlapping_spells"] = con.sql(f"""
-                    WITH s AS (SELECT pseudonym, {start} AS s, coalesce({end}, DATE '9999-12-31') AS e
-                               FROM read_parquet([{listed}]))
-                    SELECT count(*) FROM (
-                        SELECT s, max(e) OVER (PARTITION BY pseudonym ORDER BY s
-                                               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_e
-                        FROM s) WHERE s <= prev_e""").fetchall()[0][0]
-        found["implausible_birth_year"] = con.sql(
-            f"SELECT count(*) FROM read_parquet([{listed}]) WHERE birth_year NOT BETWEEN 1900 AND 2015").fetchall()[0][0]
-    return found
+PARTNER_CHECKS = [f(c) for c in load_contracts().values() for f in (contract_check, warning_check)]

@@ -1,6 +1,6 @@
 """One Dagster asset per partner, partitioned by delivery period (dynamic partitions).
 
-Thin: each partition is staged by :func:`assets.staging.stage_delivery`. A run may
+Thin: each partition is staged by :func:`pipelines.staging.stage_delivery`. A run may
 cover a range of periods (single-run backfill); unchanged deliveries are skipped by
 content hash, so re-running a range is cheap and history stays backfillable.
 """
@@ -8,12 +8,21 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from dagster import (AssetExecutionContext, AssetKey, AssetObservation, AssetsDefinition, BackfillPolicy,
-                     DynamicPartitionsDefinition, MaterializeResult, MetadataValue, asset)
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetObservation,
+    AssetsDefinition,
+    BackfillPolicy,
+    DynamicPartitionsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
-from assets import landing, staging
+from assets.resources import TyokykyResource
+from pipelines import landing, staging
 from pipelines.data_lock import step_lock
-from pipelines.resources import TyokykyResource
 from schemas import Contract, load_contracts
 
 STAGING_WORKERS = 2  # the machine's cores

@@ -2,10 +2,10 @@
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from assets import timing
+from assets.resources import TyokykyResource
 from assets.warehouse import IND_KEY
+from pipelines import timing
 from pipelines.data_lock import step_lock
-from pipelines.resources import TyokykyResource
 
 
 @asset(key=AssetKey("steering_report"), deps=[IND_KEY], group_name="reports", kinds={"pdf"},

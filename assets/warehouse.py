@@ -1,15 +1,23 @@
 """The knowledge base and its indicators as Dagster assets (one atomic build)."""
 
-from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetKey,
-                     AssetSpec, MaterializeResult, MetadataValue, multi_asset)
-
 import duckdb
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
 
-from assets import knowledge_base, landing, timing
-from assets.impact import SMD_LIMIT, UNMATCHED_LIMIT, matching_quality
 from assets.partners import PARTNER_ASSETS
+from assets.resources import TyokykyResource
+from pipelines import knowledge_base, landing, timing
 from pipelines.data_lock import step_lock
-from pipelines.resources import TyokykyResource
+from pipelines.impact import SMD_LIMIT, UNMATCHED_LIMIT, matching_quality
 
 KB_KEY = AssetKey("knowledge_base")
 IND_KEY = AssetKey("indicators")
@@ -20,7 +28,7 @@ IND_KEY = AssetKey("indicators")
         AssetSpec(KB_KEY, deps=[a.key for a in PARTNER_ASSETS], group_name="knowledge_base", kinds={"duckdb"},
                   description="DuckDB schema kb: latest record versions, consent applied (spec/knowledge-base.md)."),
         AssetSpec(IND_KEY, deps=[KB_KEY], group_name="knowledge_base", kinds={"duckdb", "sql"},
-                  description="DuckDB schema ind: one SQL view per indicator (assets/sql/ind/)."),
+                  description="DuckDB schema ind: one SQL view per indicator (pipelines/sql/ind/)."),
     ],
     check_specs=[AssetCheckSpec("contract_views_answer", asset=IND_KEY, blocking=True,
                                 description="Every indicator of the evaluators' contract exists and answers."),

@@ -21,12 +21,12 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from assets import timing
 from benchmarks.reference import bare_read, in_subprocess, timed_synth
-from pipelines.run import run
+from pipelines import timing
 from pipelines.settings import Settings
 from pipelines.synth import make_codes
 from pseudonymize import PseudonymKey, generate_secret_file, pseudonymize_column
+from tyokyky.run import run
 
 STAGES = ["read", "pseudonymise", "stage", "kb", "ind", "impact", "report"]
 
@@ -189,3 +189,18 @@ def main(args) -> int:
     out.write_text(json.dumps(results, indent=1))
     print(f"\nresults: {out}")
     return 0
+
+
+def cli(argv=None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--persons", type=int, nargs="+", default=[10_000])
+    p.add_argument("--work", default="bench-work", help="scratch folder (deleted per size)")
+    p.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    p.add_argument("--pm4py", action="store_true", help="also time pm4py's discover_dfg (bench extra)")
+    return main(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

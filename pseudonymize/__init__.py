@@ -8,9 +8,9 @@ partner as is. Everything about keys lives here:
 * :mod:`pseudonymize.keys` — secrets, the HKDF-derived pseudonym key, fingerprints;
 * :mod:`pseudonymize.columns` — the vectorised entry point for whole columns.
 """
+from pseudonymize.columns import pseudonymize_column
 from pseudonymize.hetu import HetuInfo, check, normalize
 from pseudonymize.keys import KeyFileError, PseudonymKey, generate_secret_file, load_key_file
-from pseudonymize.columns import pseudonymize_column
 
 __all__ = [
     "HetuInfo",

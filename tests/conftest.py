@@ -9,10 +9,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.run import run
 from pipelines.settings import Settings
 from pseudonymize import PseudonymKey, generate_secret_file, load_key_file
 from tests.landing_writer import Landing
+from tyokyky.run import run
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE_LANDING = FIXTURES / "sample_landing"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import main
+from tyokyky.cli import main
 
-EXE = [sys.executable, "-m", "pipelines.cli"]
+EXE = [sys.executable, "-m", "tyokyky.cli"]
 
 
 def cli(*args, env=None, cwd=None):

@@ -4,15 +4,15 @@ import shutil
 import duckdb
 import pytest
 
-from assets import knowledge_base
-from assets import landing as landing_zone
-from pipelines.run import BuildStopped
+from pipelines import knowledge_base
+from pipelines import landing as landing_zone
 from pipelines.settings import Settings
 from pseudonymize import generate_secret_file, load_key_file
 from schemas import load_contracts
 from tests import handmade
 from tests.conftest import build, kb, rows
 from tests.landing_writer import Landing
+from tyokyky.run import BuildStopped
 
 
 def all_text_hits(root, needle):

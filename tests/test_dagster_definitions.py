@@ -2,11 +2,11 @@
 import pytest
 from dagster import AssetKey, DagsterInstance, Definitions, SensorResult, build_sensor_context
 
-from pipelines.definitions import defs, landing_zone_sensor, nightly_build
-from pipelines.nightly import nightly_job
-from pipelines.resources import TyokykyResource
-from tests.conftest import kb, rows
+from assets.definitions import defs, landing_zone_sensor, nightly_build
+from assets.nightly import nightly_job
+from assets.resources import TyokykyResource
 from tests import handmade
+from tests.conftest import kb, rows
 from tests.landing_writer import Landing
 
 

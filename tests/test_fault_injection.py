@@ -28,8 +28,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
-from assets import landing as landing_zone
-from pipelines.cli import main
+from pipelines import landing as landing_zone
 from pipelines.data_lock import data_lock
 from pipelines.kb_access import connect
 from pseudonymize import generate_secret_file
@@ -38,6 +37,7 @@ from schemas import load_contracts
 from tests.conftest import SAMPLE_LANDING, rows
 from tests.landing_writer import VALMENNUS_HEADER, Landing, hetu
 from tests.privacy import scan
+from tyokyky.cli import main
 
 ROOT = Path(__file__).parent.parent
 A, B, D = hetu(1, 2, 1980, 123), hetu(2, 3, 1975, 456), hetu(3, 4, 2001, 78)
@@ -54,7 +54,7 @@ TTK = [A, "91", "TE", "1.2.2021", "4.3.2021", "", "", "LAAKARI"]
 def cli(*args, env=None, timeout=600):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TYOKYKY_", "DAGSTER_HOME"))}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "tyokyky.cli", *args], capture_output=True, text=True,
                           env=full_env, cwd=ROOT, timeout=timeout)
 
 
@@ -290,7 +290,7 @@ KUNTA_CODES = "KUNTOUTTAVA_TYOTOIMINTA, TYOKOKEILU, PALKKATUKI, TYOHONVALMENNUS,
     ("typ", b"\n\n   \n", "the file holds no data records (empty or header only)"),
 ])
 def test_each_readers_own_failure_modes(tmp_path, key, partner, content, outcome):
-    from assets import staging
+    from pipelines import staging
 
     land = Landing(tmp_path / "landing")
     land.raw(partner, "2021-03", content)
@@ -481,7 +481,7 @@ def test_unusable_data_dir_dagster_home_and_key_are_one_line(tmp_path):
 
 
 def test_full_disk_stops_with_one_line_and_loses_nothing(tmp_path, monkeypatch, capsys):
-    from assets import staging
+    from pipelines import staging
 
     land = Landing(tmp_path / "landing")
     land.csv("ttk", "2021-03", [TTK])
@@ -569,7 +569,7 @@ def test_a_daemon_launched_step_waits_for_the_running_process(tmp_path, monkeypa
 def kill_9_when(args: list[str], ready) -> None:
     """Start ``tyokyky ARGS`` and kill it with SIGKILL as soon as ``ready()`` is true."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TYOKYKY_", "DAGSTER_HOME"))}
-    victim = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, env=env,
+    victim = subprocess.Popen([sys.executable, "-m", "tyokyky.cli", *args], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while not ready() and victim.poll() is None and time.monotonic() < deadline:
@@ -628,7 +628,7 @@ def test_kill_9_during_the_build_then_the_next_run_completes(tmp_path):
 
 
 def test_staging_recovers_from_a_swap_cut_in_half(tmp_path, key):
-    from assets import staging
+    from pipelines import staging
 
     land = Landing(tmp_path / "landing")
     land.csv("ttk", "2021-03", [TTK])

@@ -257,7 +257,7 @@ def test_one_matched_treated_gives_null_estimates(tmp_path, session_key_file):
 
 
 def test_matching_check_warns_on_weak_matching(built):
-    from assets.impact import matching_quality
+    from pipelines.impact import matching_quality
     from tests.test_impact_sample import latest_check
 
     evaluation = latest_check(built[2], "impact_matching")   # as Dagster recorded it

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from assets import landing as landing_zone
+from pipelines import landing as landing_zone
 from schemas import load_contracts
 from schemas.readers import DeliveryRejected, read_delivery
 from tests.conftest import SAMPLE_EXPECTED, SAMPLE_LANDING

@@ -9,8 +9,8 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from assets import landing as landing_zone
-from assets import staging
+from pipelines import landing as landing_zone
+from pipelines import staging
 from schemas import load_contracts
 from tests.landing_writer import hetu
 

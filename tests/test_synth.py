@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from assets import landing as landing_zone
+from pipelines import landing as landing_zone
 from pipelines.synth import write_landing_zone
 from schemas import load_contracts
 from schemas.readers import read_delivery
@@ -56,9 +56,10 @@ def test_every_partner_and_format_matches_the_samples(synth):
 
 def test_read_back_by_the_readers_with_only_the_intended_messiness(synth, tmp_path):
     """Every file loads; the only row errors are the invalid codes the generator plants."""
-    from assets import staging
-    from pseudonymize import PseudonymKey
     import pyarrow.parquet as pq
+
+    from pipelines import staging
+    from pseudonymize import PseudonymKey
 
     out, stats = synth
     key = PseudonymKey(b"s" * 32)

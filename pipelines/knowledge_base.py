@@ -23,8 +23,8 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from assets import timing
-from assets.staging import MEMORY_LIMIT, PIPELINE_VERSION
+from pipelines import timing
+from pipelines.staging import MEMORY_LIMIT, PIPELINE_VERSION
 from schemas.casting import lit, q, staging_columns
 from schemas.contract import Contract
 
@@ -59,11 +59,11 @@ def load_parameters(path: str | Path | None = None) -> dict:
         override = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(override, dict):
             raise KnowledgeBaseError(f"parameters file {path} is not a mapping of sections: "
-                                     "see assets/parameters.yaml for the format")
+                                     "see pipelines/parameters.yaml for the format")
         for section, values in override.items():
             if section not in params or not isinstance(values or {}, dict):
                 raise KnowledgeBaseError(f"parameters file {path}: unknown section {section!r} (known: "
-                                         f"{', '.join(params)}): see assets/parameters.yaml for the format")
+                                         f"{', '.join(params)}): see pipelines/parameters.yaml for the format")
             for name, value in (values or {}).items():
                 if name not in params[section]:
                     raise KnowledgeBaseError(f"parameters file {path}: {section} has no parameter {name!r} "

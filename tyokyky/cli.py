@@ -64,7 +64,7 @@ def cmd_synth(args) -> int:
     try:
         stats = write_landing_zone(out, persons=args.persons, seed=args.seed)
     except OSError as e:
-        from pipelines.run import os_error_line
+        from tyokyky.run import os_error_line
 
         return _fail(os_error_line(e, f"writing the synthetic landing zone to {out}"))
     print(f"wrote a synthetic landing zone of {args.persons} persons to {out}: "
@@ -73,7 +73,7 @@ def cmd_synth(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from pipelines.run import BuildStopped, run
+    from tyokyky.run import BuildStopped, run
 
     settings = Settings.resolve(args.landing, args.data, args.key_file, getattr(args, "parameters", None))
     try:
@@ -137,9 +137,13 @@ def cmd_query(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from benchmarks.bench import main as bench_main
+    """The benchmark is a script of its own that drives this command line's build; it runs in
+    its own process, so the command line never imports it."""
+    import subprocess
 
-    return bench_main(args)
+    argv = [sys.executable, "-m", "benchmarks.bench", "--persons", *map(str, args.persons), "--work", args.work]
+    argv += ["--keep"] * args.keep + ["--pm4py"] * args.pm4py
+    return subprocess.call(argv)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -195,7 +199,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except OSError as e:
-        from pipelines.run import os_error_line
+        from tyokyky.run import os_error_line
 
         return _fail(os_error_line(e, f"running '{args.command}'"), 1)
     except Exception as e:  # a bug, not a user error: still one line, and no identity code

@@ -19,16 +19,16 @@ import duckdb
 import yaml
 from dagster import AssetKey, DagsterExecutionStepExecutionError, DagsterInstance, materialize
 
-from assets import landing, staging
-from assets.knowledge_base import KnowledgeBaseError, load_parameters
-from assets.partner_checks import PARTNER_CHECKS
+from assets.automation import add_missing_partitions, periods_to_stage
+from assets.checks import PARTNER_CHECKS
 from assets.partners import PARTNER_ASSETS
+from assets.recovery import SlotHeld, check_build_slot, recover
 from assets.report import steering_report
+from assets.resources import TyokykyResource
 from assets.warehouse import knowledge_base_and_indicators
-from pipelines.automation import add_missing_partitions, periods_to_stage
+from pipelines import landing, staging
 from pipelines.data_lock import PROCESS_TAG, DataDirBusy, data_lock, process_token
-from pipelines.recovery import SlotHeld, check_build_slot, recover
-from pipelines.resources import TyokykyResource
+from pipelines.knowledge_base import KnowledgeBaseError, load_parameters
 from pipelines.settings import Settings
 from pseudonymize import KeyFileError, load_key_file
 from pseudonymize.redact import redact
@@ -125,7 +125,7 @@ def check_parameters(settings: Settings) -> None:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise BuildStopped(f"parameters file {settings.parameters_file} is not valid YAML of sections and "
-                           f"values{where}: see assets/parameters.yaml for the format") from None
+                           f"values{where}: see pipelines/parameters.yaml for the format") from None
 
 
 def run(settings: Settings, log=print) -> RunSummary:

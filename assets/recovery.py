@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from assets import staging
+from pipelines import staging
 from pipelines.data_lock import PROCESS_TAG, process_alive
 from pipelines.settings import Settings
 

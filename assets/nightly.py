@@ -6,12 +6,12 @@ materializations, so the UI shows each staged partition and the rebuilt assets.
 """
 from dagster import AssetKey, AssetMaterialization, Failure, OpExecutionContext, job, op
 
-from assets import checks, knowledge_base, landing, timing
+from assets.automation import add_missing_partitions, periods_to_stage
 from assets.partners import partner_key, stage_periods
+from assets.resources import TyokykyResource
 from assets.warehouse import IND_KEY, KB_KEY
-from pipelines.automation import add_missing_partitions, periods_to_stage
+from pipelines import knowledge_base, landing, quality, timing
 from pipelines.data_lock import step_lock
-from pipelines.resources import TyokykyResource
 
 
 @op(description="Stage every new or changed delivery of every partner (contract checks blocking).")
@@ -35,7 +35,7 @@ def _stage_new_deliveries(context: OpExecutionContext, tyokyky: TyokykyResource)
             context.log_event(AssetMaterialization(
                 partner_key(partner), partition=summary["period"],
                 metadata={k: v for k, v in summary.items() if v is not None and k != "period"}))
-        passed, failures, _, _ = checks.check_contract(s.staging, contract, periods)
+        passed, failures, _, _ = quality.check_contract(s.staging, contract, periods)
         if not passed:
             raise Failure(f"{partner}: blocking contract check failed: {failures}; the knowledge base is not rebuilt")
         staged += [f"{partner}/{p}" for p in periods]

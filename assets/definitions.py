@@ -1,22 +1,32 @@
 """Dagster Definitions: the assets, checks, jobs, sensor and schedule of tyokyky.
 
-``dagster dev -m pipelines.definitions`` (``make ui``) shows them. Paths come from
+``dagster dev -m assets.definitions`` (``make ui``) shows them. Paths come from
 TYOKYKY_LANDING / TYOKYKY_DATA / TYOKYKY_KEY_FILE, as for the command line.
 """
 
 import hashlib
 
-from dagster import (AddDynamicPartitionsRequest, AssetSelection, DefaultScheduleStatus, DefaultSensorStatus,
-                     Definitions, ScheduleDefinition, SensorEvaluationContext, SensorResult, SkipReason,
-                     define_asset_job, sensor)
+from dagster import (
+    AddDynamicPartitionsRequest,
+    AssetSelection,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    Definitions,
+    ScheduleDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    define_asset_job,
+    sensor,
+)
 
-from assets.partner_checks import PARTNER_CHECKS
+from assets.automation import REPORT_KEY, build_request, existing_partitions, pending
+from assets.checks import PARTNER_CHECKS
+from assets.nightly import nightly_job
 from assets.partners import PARTNER_ASSETS
 from assets.report import steering_report
+from assets.resources import TyokykyResource
 from assets.warehouse import IND_KEY, KB_KEY, knowledge_base_and_indicators
-from pipelines.automation import REPORT_KEY, build_request, existing_partitions, pending
-from pipelines.nightly import nightly_job
-from pipelines.resources import TyokykyResource
 from pipelines.settings import Settings
 
 build_job = define_asset_job(

@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from assets import timing
-from assets.landing import Delivery
+from pipelines import timing
+from pipelines.landing import Delivery
 from pseudonymize import PseudonymKey, pseudonymize_column
 from pseudonymize.redact import MARKER, PATTERN, redact
 from schemas.casting import validate_chunk, write_loaded

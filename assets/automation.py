@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from dagster import AssetKey, RunRequest
 
-from assets import landing, staging
+from pipelines import landing, staging
 from pipelines.settings import Settings
 from schemas import load_contracts
 
