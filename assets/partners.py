@@ -12,6 +12,7 @@ from dagster import (AssetExecutionContext, AssetKey, AssetObservation, AssetsDe
                      DynamicPartitionsDefinition, MaterializeResult, MetadataValue, asset)
 
 from assets import landing, staging
+from assets.run_policy import FILE_SYSTEM_RETRY, no_retry_on_bad_data
 from pipelines.resources import TyokykyResource
 from schemas import Contract, load_contracts
 
@@ -88,9 +89,11 @@ def partner_asset(contract: Contract) -> AssetsDefinition:
                     f"Parquet per period (contract schemas/{contract.partner}.yaml).",
         kinds={"parquet"},
         metadata={"contract": f"schemas/{contract.partner}.yaml", "delivery": contract.delivery},
+        retry_policy=FILE_SYSTEM_RETRY,
     )
     def _stage(context: AssetExecutionContext, tyokyky: TyokykyResource) -> MaterializeResult:
-        summaries = stage_periods(tyokyky, contract, list(context.partition_keys), context.log)
+        with no_retry_on_bad_data():
+            summaries = stage_periods(tyokyky, contract, list(context.partition_keys), context.log)
         for s in summaries:  # a rejected period is marked on the partition itself in the UI
             if s["status"] == "rejected":
                 context.log_event(AssetObservation(

@@ -5,6 +5,7 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
 
 from assets import knowledge_base
 from assets.partners import PARTNER_ASSETS
+from assets.run_policy import FILE_SYSTEM_RETRY, no_retry_on_bad_data, wait_for_staging
 from pipelines.resources import TyokykyResource
 
 KB_KEY = AssetKey("knowledge_base")
@@ -21,13 +22,16 @@ IND_KEY = AssetKey("indicators")
     check_specs=[AssetCheckSpec("contract_views_answer", asset=IND_KEY, blocking=True,
                                 description="Every indicator of the evaluators' contract exists and answers.")],
     pool="duckdb_writer",  # DuckDB allows one writer: builds never overlap
+    retry_policy=FILE_SYSTEM_RETRY,
 )
 def knowledge_base_and_indicators(context: AssetExecutionContext, tyokyky: TyokykyResource):
     """Build kb and ind into a new file and swap it in only when complete and checked."""
+    wait_for_staging(context.instance, context.run.tags)
     s = tyokyky.settings
-    key = tyokyky.key()
-    result = knowledge_base.build(s.staging, s.kb_path, tyokyky.contracts(), key.fingerprint,
-                                  knowledge_base.load_parameters(s.parameters_file))
+    with no_retry_on_bad_data():
+        key = tyokyky.key()
+        result = knowledge_base.build(s.staging, s.kb_path, tyokyky.contracts(), key.fingerprint,
+                                      knowledge_base.load_parameters(s.parameters_file))
     context.log.info(f"knowledge base built: {result.clients} clients, as_of {result.as_of}")
     yield MaterializeResult(asset_key=KB_KEY, metadata={
         "path": MetadataValue.path(str(result.path)),

@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, Failure, materialize
 from dagster._core.errors import DagsterExecutionStepExecutionError
 
 from assets import landing, staging
@@ -19,8 +19,10 @@ from assets.knowledge_base import KnowledgeBaseError
 from assets.partner_checks import PARTNER_CHECKS
 from assets.partners import PARTNER_ASSETS
 from assets.report import steering_report
+from assets.run_policy import STEP_TAG, WAIT_TAG
 from assets.warehouse import knowledge_base_and_indicators
 from pipelines.automation import add_missing_partitions, periods_to_stage
+from pipelines.instance_config import InstanceError, open_instance
 from pipelines.resources import TyokykyResource
 from pipelines.settings import Settings
 from pseudonymize import KeyFileError, load_key_file
@@ -52,7 +54,10 @@ def instance_for(settings: Settings) -> DagsterInstance:
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists() and PROJECT_DAGSTER_YAML.exists():
         shutil.copy(PROJECT_DAGSTER_YAML, home / "dagster.yaml")
-    return DagsterInstance.from_config(str(home.resolve()))
+    try:
+        return open_instance(home)
+    except InstanceError as e:  # e.g. the PostgreSQL of `tyokyky serve` is down
+        raise BuildStopped(str(e)) from None
 
 
 def _materialize(selection, resource, instance, **kwargs):
@@ -61,6 +66,8 @@ def _materialize(selection, resource, instance, **kwargs):
                            instance=instance, run_config=QUIET, **kwargs)
     except DagsterExecutionStepExecutionError as e:
         cause = e.user_exception
+        if isinstance(cause, Failure) and not cause.allow_retries:  # bad data or setup, not retried
+            raise BuildStopped(cause.description) from None
         if isinstance(cause, (KnowledgeBaseError, staging.StagingError, KeyFileError, BuildStopped)):
             raise BuildStopped(str(cause)) from None
         raise BuildStopped(f"{type(cause).__name__} in step {e.step_key}: {cause} "
@@ -109,7 +116,7 @@ def run(settings: Settings, log=print) -> RunSummary:
             summary.rejected.append(f"{d.partner} {d.period}: {last['reason']}")
     log("building knowledge base, indicators and report")
     _materialize([AssetKey("knowledge_base"), AssetKey("indicators"), AssetKey("steering_report")],
-                 resource, instance)
+                 resource, instance, tags={STEP_TAG: "build", WAIT_TAG: "no"})  # staged just above
     summary.kb_path = settings.kb_path
     reports = sorted(settings.reports.glob("ohjausryhmaraportti_*.pdf"), key=lambda p: p.stat().st_mtime)
     summary.report = reports[-1] if reports else None
