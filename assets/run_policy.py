@@ -35,7 +35,7 @@ FILE_SYSTEM_RETRY = RetryPolicy(max_retries=3, delay=1, backoff=Backoff.EXPONENT
 NOT_TRANSIENT = (StagingError, KnowledgeBaseError, KeyFileError, LandingError, ContractError)
 
 ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
-STAGING_POLL_SECONDS = 30
+STAGING_POLL_SECONDS = 15
 STALE_AFTER_SECONDS = 3 * 3600
 STAGING_WAIT_POLLS = STALE_AFTER_SECONDS // STAGING_POLL_SECONDS + 10   # outlasts a stale run
 

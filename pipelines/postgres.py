@@ -7,6 +7,7 @@ folder (mode 0700), so nothing outside the deployment's user can reach it.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -64,8 +65,9 @@ def start_embedded(data: Path) -> str:
                             f"pip install pgserver, or set {PG_URL_ENV}") from None
     pgdata = embedded_dir(data)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("pgserver").setLevel(logging.CRITICAL)   # it logs the whole server log on failure
     try:
-        server = pgserver.get_server(pgdata, cleanup_mode=None)
+        pgserver.get_server(pgdata, cleanup_mode=None)
     except Exception as e:  # pgserver raises CalledProcessError, TimeoutExpired, OSError, ...
         raise PostgresError(f"cannot start PostgreSQL in {pgdata} ({type(e).__name__}): "
                             f"see {pgdata / 'log'}, or set {PG_URL_ENV} to use an existing server") from None

@@ -18,7 +18,8 @@ import psutil
 import psycopg2
 import pytest
 import yaml
-from dagster import AssetCheckKey, AssetKey, DagsterInstance, DagsterRunStatus, build_sensor_context
+from dagster import (AssetCheckKey, AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus,
+                     build_sensor_context)
 
 from pipelines import postgres
 from pipelines.instance_config import production_config, write_production_config
@@ -219,44 +220,88 @@ def gone(procs: list[psutil.Process]) -> bool:
     return not any(alive(p) for p in procs)
 
 
+def small_landing(landing: Landing) -> None:
+    """Two partners, three deliveries: enough to see staging side by side and a build after it."""
+    landing.csv("ttk", "2021-02", [handmade.ttk(handmade.P1, handmade.D(2021, 1, 1), handmade.D(2021, 2, 1))])
+    landing.csv("ttk", "2021-03", [handmade.ttk(handmade.P2, handmade.D(2021, 3, 1), handmade.D(2021, 3, 15))])
+    landing.csv("te", "2021-01", [[handmade.P1, "091", "01", "2020-01-01", "", "Helsinki"]])
+
+
 @pytest.fixture
 def deployment(session_key_file):
     with scratch() as root:
-        handmade.write(Landing(root / "data" / "landing"))
+        small_landing(Landing(root / "data" / "landing"))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TYOKYKY_", "DAGSTER_"))}
         yield root / "data", env, session_key_file
 
 
-def test_serve_runs_a_queued_run_alerts_on_its_failure_and_stops(deployment):
-    """Embedded PostgreSQL, daemon and webserver; a run submitted through the webserver is queued,
-    launched by the daemon, fails on bad setup without a retry, and the daemon's sensor alerts."""
+def wait_for(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"{what} within {seconds} s"
+        time.sleep(1)
+    return result
+
+
+def overlap(a, b) -> bool:
+    return a.start_time < b.end_time and b.start_time < a.end_time
+
+
+def test_serve_stages_side_by_side_builds_after_and_alerts_on_failure(deployment):
+    """Embedded PostgreSQL, daemon and webserver: the sensor's runs go through the queue (partners
+    side by side, one run per partner at a time, the build after the staging), then a run submitted
+    through the webserver fails on bad setup without a retry and the daemon's sensor alerts."""
     from dagster_graphql import DagsterGraphQLClient
 
     data, env, key_file = deployment
-    (data / "parameters.yaml").write_text("no_such_section: {}\n")   # the build fails on bad setup
+    home = data / ".dagster"
     port = free_port()
     proc = start_serve(data, port, key_file, env)
     try:
         wait_for_line(proc, "serving:")
         processes = tree(proc.pid)
-        pg_pid = postgres.embedded_running(data)
-        assert pg_pid
+        assert postgres.embedded_running(data)
+        dagster_env = dict(env, DAGSTER_HOME=str(home), TYOKYKY_DATA=str(data), TYOKYKY_KEY_FILE=str(key_file))
+        subprocess.run([str(Path(sys.executable).parent / "dagster"), "sensor", "start", "landing_zone_sensor",
+                        "-m", "pipelines.definitions"], env=dagster_env, check=True, capture_output=True, timeout=120)
+        with DagsterInstance.from_config(str(home)) as instance:
+            def all_done():
+                records = instance.get_run_records()
+                done = len(records) == 4 and all(r.dagster_run.is_finished for r in records)
+                return records if done else None
+            records = wait_for(all_done, 300, "the sensor's three staging runs and the build")
+            assert {r.dagster_run.status for r in records} == {DagsterRunStatus.SUCCESS}
+            by_job = {}
+            for r in records:
+                by_job.setdefault(r.dagster_run.job_name, []).append(r)
+            assert sorted((j, len(rs)) for j, rs in by_job.items()) == [
+                ("build_knowledge_base", 1), ("stage_te", 1), ("stage_ttk", 2)]
+            stage = by_job["stage_ttk"] + by_job["stage_te"]
+            assert not overlap(*by_job["stage_ttk"])                   # one run per partner at a time
+            [te] = by_job["stage_te"]
+            te_launched = instance.get_records_for_run(
+                te.dagster_run.run_id, of_type=DagsterEventType.RUN_STARTING).records[0].event_log_entry.timestamp
+            assert te_launched < min(r.end_time for r in by_job["stage_ttk"])   # partners side by side
+            built = instance.get_latest_materialization_event(AssetKey("knowledge_base")).timestamp
+            assert built >= max(r.end_time for r in stage)              # the build came after all staging
+            assert instance.get_materialized_partitions(AssetKey(["staging", "ttk"])) == {"2021-02", "2021-03"}
+        assert (data / "tyokyky.duckdb").exists()
+
+        (data / "parameters.yaml").write_text("no_such_section: {}\n")   # the next build fails on bad setup
         client = DagsterGraphQLClient("127.0.0.1", port_number=port)
         run_id = client.submit_job_execution("build_knowledge_base")
-        deadline = time.monotonic() + 180
-        while client.get_run_status(run_id) not in (DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS) \
-                and time.monotonic() < deadline:
-            time.sleep(1)
+        wait_for(lambda: client.get_run_status(run_id) in (DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS),
+                 180, "the submitted run to finish")
         assert client.get_run_status(run_id) == DagsterRunStatus.FAILURE
         alerts_log = data / "alerts.log"
-        while not alerts_log.exists() and time.monotonic() < deadline:
-            time.sleep(1)
+        wait_for(alerts_log.exists, 120, "an alert line")
         line = alerts_log.read_text()
         assert f"run {run_id} (build_knowledge_base) failed" in line
         assert "knowledge_base" in line and "unknown section 'no_such_section'" in line
         url = postgres.embedded_url(data)
         assert ("tyokyky/step", "build") in sql(url, f"SELECT key, value FROM run_tags WHERE run_id = '{run_id}'")
-        assert sql(url, "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'STEP_UP_FOR_RETRY'") == [(0,)]
+        assert sql(url, "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'STEP_UP_FOR_RETRY' "
+                        f"AND run_id = '{run_id}'") == [(0,)]
         assert {t for (t,) in sql(url, "SELECT daemon_type FROM daemon_heartbeats")} >= {
             "SENSOR", "SCHEDULER", "QUEUED_RUN_COORDINATOR"}
     finally:
