@@ -261,6 +261,9 @@ def test_serve_stages_side_by_side_builds_after_and_alerts_on_failure(deployment
         wait_for_line(proc, "serving:")
         processes = tree(proc.pid)
         assert postgres.embedded_running(data)
+        again = subprocess.run([TYOKYKY, "serve", "--data", str(data), "--key-file", str(key_file), "--port",
+                                str(free_port())], env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 1 and again.stderr.count("\n") == 1 and "already serving" in again.stderr
         dagster_env = dict(env, DAGSTER_HOME=str(home), TYOKYKY_DATA=str(data), TYOKYKY_KEY_FILE=str(key_file))
         subprocess.run([str(Path(sys.executable).parent / "dagster"), "sensor", "start", "landing_zone_sensor",
                         "-m", "pipelines.definitions"], env=dagster_env, check=True, capture_output=True, timeout=120)
