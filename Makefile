@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test ui bench clean
+.PHONY: demo test ui serve bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ ui: $(STAMP)  ## the Dagster UI on the project, with the demo's run history
 	DAGSTER_HOME=$(CURDIR)/data/.dagster TYOKYKY_DATA=$${TYOKYKY_DATA:-$(CURDIR)/data} \
 	TYOKYKY_KEY_FILE=$${TYOKYKY_KEY_FILE:-$(CURDIR)/data/keys/demo.key} \
 	$(BIN)/dagster dev -m assets.definitions
+
+serve: $(STAMP)  ## production mode on ./data: PostgreSQL, dagster-daemon, webserver (docs/operations.md)
+	$(BIN)/tyokyky serve --data $${TYOKYKY_DATA:-data} \
+	--key-file $${TYOKYKY_KEY_FILE:-$${TYOKYKY_DATA:-data}/keys/demo.key} --port $${PORT:-3000}
 
 bench: $(STAMP)  ## national-scale benchmark (BENCHMARKS.md); PERSONS="10000 100000" to choose
 	$(BIN)/tyokyky bench --persons $${PERSONS:-10000 100000}

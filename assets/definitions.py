@@ -12,29 +12,36 @@ from dagster import (
     DefaultScheduleStatus,
     DefaultSensorStatus,
     Definitions,
+    RunFailureSensorContext,
     ScheduleDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
     define_asset_job,
+    in_process_executor,
+    run_failure_sensor,
     sensor,
 )
 
+from assets import alerts
 from assets.automation import REPORT_KEY, build_request, existing_partitions, pending
 from assets.checks import PARTNER_CHECKS
 from assets.nightly import nightly_job
 from assets.partners import PARTNER_ASSETS
 from assets.report import steering_report
 from assets.resources import TyokykyResource
+from assets.run_policy import PARTNER_TAG, STEP_TAG
 from assets.warehouse import IND_KEY, KB_KEY, knowledge_base_and_indicators
 from pipelines.settings import Settings
 
 build_job = define_asset_job(
     "build_knowledge_base", selection=AssetSelection.assets(KB_KEY, IND_KEY, REPORT_KEY),
-    description="Rebuild the knowledge base, indicators and report from staging.")
+    description="Rebuild the knowledge base, indicators and report from staging.", tags={STEP_TAG: "build"})
+# The tags are what the production run queue limits (assets/instance.py).
 stage_jobs = [define_asset_job(f"stage_{a.key.path[-1]}", selection=AssetSelection.assets(a.key),
                                partitions_def=a.partitions_def,
-                               description=f"Stage {a.key.path[-1]} deliveries (pick periods in the launchpad).")
+                               description=f"Stage {a.key.path[-1]} deliveries (pick periods in the launchpad).",
+                               tags={STEP_TAG: "stage", PARTNER_TAG: a.key.path[-1]})
               for a in PARTNER_ASSETS]
 
 
@@ -51,6 +58,16 @@ def landing_zone_sensor(context: SensorEvaluationContext):
     )
 
 
+@run_failure_sensor(name="alert_on_run_failure", default_status=DefaultSensorStatus.RUNNING,
+                    minimum_interval_seconds=15,
+                    description="A failed run: a line in DATA/alerts.log and an e-mail (TYOKYKY_SMTP_HOST).")
+def alert_on_run_failure(context: RunFailureSensorContext):
+    alert = alerts.from_failure(context.instance, context.dagster_run, context.get_step_failure_events(),
+                                context.failure_event.message)
+    for problem in alerts.notify(Settings.resolve().data, alert):
+        context.log.warning(problem)
+
+
 nightly_build = ScheduleDefinition(
     name="nightly_build", cron_schedule="0 2 * * *", execution_timezone="Europe/Helsinki", job=nightly_job,
     default_status=DefaultScheduleStatus.STOPPED,
@@ -61,7 +78,9 @@ defs = Definitions(
     assets=[*PARTNER_ASSETS, knowledge_base_and_indicators, steering_report],
     asset_checks=PARTNER_CHECKS,
     jobs=[build_job, *stage_jobs, nightly_job],
-    sensors=[landing_zone_sensor],
+    sensors=[landing_zone_sensor, alert_on_run_failure],
     schedules=[nightly_build],
     resources={"tyokyky": TyokykyResource.from_settings(Settings.resolve())},
+    # A run is already a process of its own: a subprocess per step would pay the imports (GX ~5 s) again.
+    executor=in_process_executor,
 )

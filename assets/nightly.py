@@ -9,18 +9,21 @@ from dagster import AssetKey, AssetMaterialization, Failure, OpExecutionContext,
 from assets.automation import add_missing_partitions, periods_to_stage
 from assets.partners import partner_key, stage_periods
 from assets.resources import TyokykyResource
+from assets.run_policy import FILE_SYSTEM_RETRY, STEP_TAG, no_retry_on_bad_data, wait_for_staging
 from assets.warehouse import IND_KEY, KB_KEY
 from pipelines import knowledge_base, landing, quality, timing
 from pipelines.data_lock import step_lock
 
 
-@op(description="Stage every new or changed delivery of every partner (contract checks blocking).")
+@op(description="Stage every new or changed delivery of every partner (contract checks blocking).",
+    retry_policy=FILE_SYSTEM_RETRY)
 def stage_new_deliveries(context: OpExecutionContext, tyokyky: TyokykyResource) -> list:
-    with step_lock(context, tyokyky.settings.data):
+    with no_retry_on_bad_data(), step_lock(context, tyokyky.settings.data):
         return _stage_new_deliveries(context, tyokyky)
 
 
 def _stage_new_deliveries(context: OpExecutionContext, tyokyky: TyokykyResource) -> list:
+    wait_for_staging(context.instance, context.run.tags)  # a staging run of the same partner writes the same folders
     s = tyokyky.settings
     contracts = tyokyky.contracts()
     key = tyokyky.key()
@@ -37,14 +40,15 @@ def _stage_new_deliveries(context: OpExecutionContext, tyokyky: TyokykyResource)
                 metadata={k: v for k, v in summary.items() if v is not None and k != "period"}))
         passed, failures, _, _ = quality.check_contract(s.staging, contract, periods)
         if not passed:
-            raise Failure(f"{partner}: blocking contract check failed: {failures}; the knowledge base is not rebuilt")
+            raise Failure(f"{partner}: blocking contract check failed: {failures}; the knowledge base is not rebuilt",
+                          allow_retries=False)
         staged += [f"{partner}/{p}" for p in periods]
     return staged
 
 
-@op(description="Rebuild knowledge base, indicators and report atomically.")
+@op(description="Rebuild knowledge base, indicators and report atomically.", retry_policy=FILE_SYSTEM_RETRY)
 def rebuild(context: OpExecutionContext, tyokyky: TyokykyResource, staged: list) -> None:
-    with step_lock(context, tyokyky.settings.data):
+    with no_retry_on_bad_data(), step_lock(context, tyokyky.settings.data):
         _rebuild(context, tyokyky, staged)
 
 
@@ -64,6 +68,7 @@ def _rebuild(context: OpExecutionContext, tyokyky: TyokykyResource, staged: list
     context.log_event(AssetMaterialization(AssetKey("steering_report"), metadata={"path": str(report.path)}))
 
 
-@job(description="Nightly: stage new or changed deliveries of every partner, then rebuild everything.")
+@job(description="Nightly: stage new or changed deliveries of every partner, then rebuild everything.",
+     tags={STEP_TAG: "build"})
 def nightly_job():
     rebuild(stage_new_deliveries())

@@ -21,6 +21,7 @@ from dagster import (
 )
 
 from assets.resources import TyokykyResource
+from assets.run_policy import FILE_SYSTEM_RETRY, no_retry_on_bad_data
 from pipelines import landing, staging
 from pipelines.data_lock import step_lock
 from schemas import Contract, load_contracts
@@ -98,9 +99,10 @@ def partner_asset(contract: Contract) -> AssetsDefinition:
                     f"Parquet per period (contract schemas/{contract.partner}.yaml).",
         kinds={"parquet"},
         metadata={"contract": f"schemas/{contract.partner}.yaml", "delivery": contract.delivery},
+        retry_policy=FILE_SYSTEM_RETRY,
     )
     def _stage(context: AssetExecutionContext, tyokyky: TyokykyResource) -> MaterializeResult:
-        with step_lock(context, tyokyky.settings.data):
+        with no_retry_on_bad_data(), step_lock(context, tyokyky.settings.data):
             summaries = stage_periods(tyokyky, contract, list(context.partition_keys), context.log)
         for s in summaries:  # a rejected period is marked on the partition itself in the UI
             if s["status"] == "rejected":

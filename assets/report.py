@@ -3,18 +3,19 @@
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from assets.resources import TyokykyResource
+from assets.run_policy import FILE_SYSTEM_RETRY, no_retry_on_bad_data
 from assets.warehouse import IND_KEY
 from pipelines import timing
 from pipelines.data_lock import step_lock
 
 
 @asset(key=AssetKey("steering_report"), deps=[IND_KEY], group_name="reports", kinds={"pdf"},
-       description="Finnish steering-group report (PDF), small cells suppressed.")
+       description="Finnish steering-group report (PDF), small cells suppressed.", retry_policy=FILE_SYSTEM_RETRY)
 def steering_report(context: AssetExecutionContext, tyokyky: TyokykyResource) -> MaterializeResult:
     from reports.steering import build_report
 
     s = tyokyky.settings
-    with step_lock(context, s.data), timing.stage("report"):
+    with timing.stage("report"), no_retry_on_bad_data(), step_lock(context, s.data):
         result = build_report(s.kb_path, s.reports)
     context.log.info(f"report written: {result.path.name}")
     return MaterializeResult(metadata={"path": MetadataValue.path(str(result.path)), "pages": result.pages})

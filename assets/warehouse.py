@@ -15,6 +15,7 @@ from dagster import (
 
 from assets.partners import PARTNER_ASSETS
 from assets.resources import TyokykyResource
+from assets.run_policy import FILE_SYSTEM_RETRY, no_retry_on_bad_data, wait_for_staging
 from pipelines import knowledge_base, landing, timing
 from pipelines.data_lock import step_lock
 from pipelines.impact import SMD_LIMIT, UNMATCHED_LIMIT, matching_quality
@@ -36,12 +37,14 @@ IND_KEY = AssetKey("indicators")
                                 description=f"Warns when the TTK impact comparison matches weakly: any |smd_after| > "
                                             f"{SMD_LIMIT} or more than {UNMATCHED_LIMIT:.0%} of treated unmatched.")],
     pool="duckdb_writer",  # DuckDB allows one writer: builds never overlap
+    retry_policy=FILE_SYSTEM_RETRY,
 )
 def knowledge_base_and_indicators(context: AssetExecutionContext, tyokyky: TyokykyResource):
     """Build kb and ind into a new file and swap it in only when complete and checked."""
+    wait_for_staging(context.instance, context.run.tags)
     s = tyokyky.settings
-    key = tyokyky.key()
-    with step_lock(context, s.data):
+    with no_retry_on_bad_data(), step_lock(context, s.data):
+        key = tyokyky.key()
         result = knowledge_base.build(s.staging, s.kb_path, tyokyky.contracts(), key.fingerprint,
                                       knowledge_base.load_parameters(s.parameters_file),
                                       landing_scan=landing.inventory(s.landing, tyokyky.contracts(), s.landing_hashes))

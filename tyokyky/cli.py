@@ -136,6 +136,17 @@ def cmd_query(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from pipelines.postgres import PostgresError
+    from tyokyky.serve import ServeError, serve, stop
+
+    settings = Settings.resolve(args.landing, args.data, args.key_file)
+    try:
+        return stop(settings) if args.stop else serve(settings, args.port)
+    except (ServeError, PostgresError) as e:
+        return _fail(str(e), 1)
+
+
 def cmd_bench(args) -> int:
     """The benchmark is a script of its own that drives this command line's build; it runs in
     its own process, so the command line never imports it."""
@@ -180,6 +191,14 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--database", help="a knowledge-base file (default DATA/tyokyky.duckdb)")
     q.add_argument("--max-rows", type=positive_int, default=100)
     q.set_defaults(func=cmd_query)
+
+    v = sub.add_parser("serve", help="production mode: PostgreSQL, dagster-daemon and the webserver until Ctrl-C")
+    v.add_argument("--data", help="data directory (env TYOKYKY_DATA; default ./data)")
+    v.add_argument("--landing", help="landing zone (env TYOKYKY_LANDING; default DATA/landing)")
+    v.add_argument("--key-file", help="pseudonymisation key (env TYOKYKY_KEY_FILE)")
+    v.add_argument("--port", type=int, default=3000, help="webserver port on 127.0.0.1 (default 3000)")
+    v.add_argument("--stop", action="store_true", help="stop the serve of this data directory and wait until it is gone")
+    v.set_defaults(func=cmd_serve)
 
     b = sub.add_parser("bench", help="national-scale benchmark (see BENCHMARKS.md)")
     b.add_argument("--persons", type=positive_int, nargs="+", default=[10_000])

@@ -17,14 +17,16 @@ from pathlib import Path
 
 import duckdb
 import yaml
-from dagster import AssetKey, DagsterExecutionStepExecutionError, DagsterInstance, materialize
+from dagster import AssetKey, DagsterExecutionStepExecutionError, DagsterInstance, Failure, materialize
 
 from assets.automation import add_missing_partitions, periods_to_stage
 from assets.checks import PARTNER_CHECKS
+from assets.instance import InstanceError, open_instance
 from assets.partners import PARTNER_ASSETS
 from assets.recovery import SlotHeld, check_build_slot, recover
 from assets.report import steering_report
 from assets.resources import TyokykyResource
+from assets.run_policy import STEP_TAG, WAIT_TAG
 from assets.warehouse import knowledge_base_and_indicators
 from pipelines import landing, staging
 from pipelines.data_lock import PROCESS_TAG, DataDirBusy, data_lock, process_token
@@ -96,7 +98,10 @@ def instance_for(settings: Settings) -> DagsterInstance:
         probe.unlink()
     except OSError as e:
         raise BuildStopped(os_error_line(e, f"preparing the Dagster instance in {home} (DAGSTER_HOME)")) from None
-    return DagsterInstance.from_config(str(home.resolve()))
+    try:
+        return open_instance(home)
+    except InstanceError as e:  # e.g. the PostgreSQL of `tyokyky serve` is down
+        raise BuildStopped(str(e)) from None
 
 
 def _materialize(selection, resource, instance, **kwargs):
@@ -105,9 +110,19 @@ def _materialize(selection, resource, instance, **kwargs):
         return materialize([*ALL_ASSETS, *PARTNER_CHECKS], selection=selection, resources={"tyokyky": resource},
                            instance=instance, run_config=QUIET, tags=tags, **kwargs)
     except DagsterExecutionStepExecutionError as e:
-        raise BuildStopped(error_line(e.user_exception, f"running step {e.step_key}")) from None
+        raise BuildStopped(step_error_line(e.user_exception, f"running step {e.step_key}")) from None
     except Exception as e:  # raised as is by in-process execution
-        raise BuildStopped(error_line(e, "running " + ", ".join(k.to_user_string() for k in selection))) from None
+        raise BuildStopped(step_error_line(e, "running " + ", ".join(k.to_user_string() for k in selection))) from None
+
+
+def step_error_line(e: BaseException, what: str) -> str:
+    """One line for a failed step; a Failure that is not retried (bad data, setup, a full disk)
+    is told by the error it wraps."""
+    if isinstance(e, Failure) and not e.allow_retries:
+        if isinstance(e.__cause__, Exception):
+            return error_line(e.__cause__, what)
+        return redact(e.description or "")
+    return error_line(e, what)
 
 
 def check_parameters(settings: Settings) -> None:
@@ -188,7 +203,7 @@ def _run_locked(settings: Settings, key, log) -> RunSummary:
     log("building knowledge base, indicators and report")
     check_build_slot(instance)
     _materialize([AssetKey("knowledge_base"), AssetKey("indicators"), AssetKey("steering_report")],
-                 resource, instance)
+                 resource, instance, tags={STEP_TAG: "build", WAIT_TAG: "no"})  # staged just above
     summary.kb_path = settings.kb_path
     reports = sorted(settings.reports.glob("ohjausryhmaraportti_*.pdf"), key=lambda p: p.stat().st_mtime)
     summary.report = reports[-1] if reports else None

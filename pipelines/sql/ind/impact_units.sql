@@ -1,7 +1,10 @@
 -- ind.impact_units — the units of the TTK impact comparison (knowledge-base spec v2), one row per
 -- (role, pseudonym, index_month): every treated TTK-cohort member at their index month, and every
--- eligible not-yet-treated control at each index month that has a treated person. A table, made
--- once per build: ind.impact_cells and the impact views read it, and so can evaluators.
+-- eligible not-yet-treated control at the index month of every cohort member with 12 months of
+-- follow-up observed (the views use the cells that have treated). A table, made once per build:
+-- ind.impact_cells and the impact views read it, and so can evaluators. A person without sex or
+-- birth year (never seen: both come from the identity code) has no cell: never a control, and
+-- unmatched if treated.
 --
 -- Months are counted as integers (year * 12 + month − 1). Status in month m = status on its 15th:
 -- each TE spell covers the months whose 15th lies in [start, end]; as a bit range over the months
@@ -70,7 +73,8 @@ units AS (
     JOIN people p ON p.pid = k.pid
     LEFT JOIN candidates c ON c.pid = k.pid AND c.m0 = i.m0
     WHERE (k.unemployed >> (i.m0 - 1 - k.base)) & 1 = 1
-      AND (c.pid IS NOT NULL OR ((p.ttk_m IS NULL OR p.ttk_m > i.m0) AND (p.coaching_m IS NULL OR p.coaching_m > i.m0)))
+      AND (c.pid IS NOT NULL OR ((p.ttk_m IS NULL OR p.ttk_m > i.m0) AND (p.coaching_m IS NULL OR p.coaching_m > i.m0)
+                                 AND p.sex IS NOT NULL AND p.birth_year IS NOT NULL))  -- a control needs a cell
 ),
 payments AS (  -- municipal cost per person, as a list of (month, euros) inside the comparison's months
     SELECT pseudonym, list(struct_pack(m := year(month) * 12 + month(month) - 1, eur := municipal_share_eur)) AS paid

@@ -1,0 +1,109 @@
+"""Retries: a passing file-system fault is retried with back-off; bad data or setup is not;
+a build waits while staging runs are queued or running."""
+from __future__ import annotations
+
+import errno
+import time
+
+import pytest
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RetryRequested, materialize
+
+from assets.definitions import defs
+from assets.resources import TyokykyResource
+from assets.run_policy import FILE_SYSTEM_RETRY, STAGING_POLL_SECONDS, STALE_AFTER_SECONDS, wait_for_staging
+from assets.warehouse import knowledge_base_and_indicators
+from pipelines import knowledge_base
+
+
+@pytest.fixture
+def resource(tmp_path, key_file):
+    return TyokykyResource(landing=str(tmp_path / "landing"), data=str(tmp_path / "data"), key_file=str(key_file))
+
+
+def event_types(result) -> list[DagsterEventType]:
+    return [e.event_type for e in result.all_events]
+
+
+def test_a_step_that_fails_once_succeeds_on_retry(resource, monkeypatch):
+    real_build, calls = knowledge_base.build, []
+
+    def flaky_build(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error", "tyokyky.duckdb.new")
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(knowledge_base, "build", flaky_build)
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([knowledge_base_and_indicators], resources={"tyokyky": resource}, instance=instance)
+    assert result.success and len(calls) == 2
+    assert event_types(result).count(DagsterEventType.STEP_UP_FOR_RETRY) == 1
+    assert event_types(result).count(DagsterEventType.STEP_RESTARTED) == 1
+    assert result.asset_materializations_for_node("knowledge_base_and_indicators")
+    assert FILE_SYSTEM_RETRY.max_retries == 3 and FILE_SYSTEM_RETRY.backoff is not None
+
+
+def test_a_failure_caused_by_bad_data_is_not_retried(resource, monkeypatch):
+    calls = []
+
+    def refusing_build(*args, **kwargs):
+        calls.append(1)
+        raise knowledge_base.KnowledgeBaseError("kb.clients has 2 duplicate pseudonyms; the build is not swapped in")
+
+    monkeypatch.setattr(knowledge_base, "build", refusing_build)
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([knowledge_base_and_indicators], resources={"tyokyky": resource}, instance=instance,
+                             raise_on_error=False)
+    assert not result.success and len(calls) == 1
+    assert DagsterEventType.STEP_UP_FOR_RETRY not in event_types(result)
+    [failure] = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    assert failure.step_failure_data.user_failure_data.description == \
+        "kb.clients has 2 duplicate pseudonyms; the build is not swapped in"
+
+
+def test_a_persistent_file_system_fault_fails_after_the_retries(resource, monkeypatch):
+    calls = []
+
+    def broken_disk(*args, **kwargs):
+        calls.append(1)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(knowledge_base, "build", broken_disk)
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([knowledge_base_and_indicators], resources={"tyokyky": resource}, instance=instance,
+                             raise_on_error=False)
+    assert not result.success and len(calls) == 1 + FILE_SYSTEM_RETRY.max_retries
+
+
+def test_a_build_waits_while_staging_runs_are_pending(tmp_path, monkeypatch):
+    real_time = time.time
+    (tmp_path / "home").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
+        wait_for_staging(instance, {})   # nothing staging: no wait
+        run = instance.create_run_for_job(defs.resolve_job_def("stage_te"), status=DagsterRunStatus.NOT_STARTED,
+                                          tags={"tyokyky/step": "stage", "tyokyky/partner": "te"})
+        with pytest.raises(RetryRequested) as waited:
+            wait_for_staging(instance, {"tyokyky/step": "build"})
+        assert waited.value.seconds_to_wait == STAGING_POLL_SECONDS
+        wait_for_staging(instance, {"tyokyky/wait_for_staging": "no"})   # tyokyky run: staged in its own process
+        monkeypatch.setattr(time, "time", lambda: real_time() + STALE_AFTER_SECONDS + 1)
+        wait_for_staging(instance, {})   # left behind by a killed process hours ago: no longer counts
+        monkeypatch.undo()
+        instance.report_run_canceled(run)
+        wait_for_staging(instance, {})
+
+
+def test_a_full_disk_is_not_retried(resource, monkeypatch):
+    """Free space does not appear in seconds: the operator must act, so the step fails at once."""
+    calls = []
+
+    def full_disk(*args, **kwargs):
+        calls.append(1)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(knowledge_base, "build", full_disk)
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([knowledge_base_and_indicators], resources={"tyokyky": resource}, instance=instance,
+                             raise_on_error=False)
+    assert not result.success and len(calls) == 1
+
