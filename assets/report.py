@@ -9,7 +9,8 @@ from pipelines.resources import TyokykyResource
 
 
 @asset(key=AssetKey("steering_report"), deps=[IND_KEY], group_name="reports", kinds={"pdf"},
-       description="Finnish steering-group report (PDF), small cells suppressed.")
+       description="Finnish steering-group report (PDF), small cells suppressed, counts rounded, "
+                   "recorded in the release log.")
 def steering_report(context: AssetExecutionContext, tyokyky: TyokykyResource) -> MaterializeResult:
     from reports.steering import build_report
 
@@ -17,4 +18,6 @@ def steering_report(context: AssetExecutionContext, tyokyky: TyokykyResource) ->
     with step_lock(context, s.data), timing.stage("report"):
         result = build_report(s.kb_path, s.reports)
     context.log.info(f"report written: {result.path.name}")
-    return MaterializeResult(metadata={"path": MetadataValue.path(str(result.path)), "pages": result.pages})
+    return MaterializeResult(metadata={"path": MetadataValue.path(str(result.path)), "pages": result.pages,
+                                       "release_record": MetadataValue.path(str(result.release)),
+                                       "differencing_flags": result.differencing_flags})

@@ -1,1 +1,1 @@
-"""Published outputs: the steering-group PDF and the small-cell suppression it relies on."""
+"""Published outputs: the steering-group PDF and the disclosure control and release log every published number passes."""
