@@ -1,1 +1,2 @@
-"""Published outputs: the steering-group PDF and the disclosure control and release log every published number passes."""
+"""Published outputs: the steering-group PDF, and the disclosure control and release log that every
+published number passes."""

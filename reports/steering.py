@@ -216,16 +216,24 @@ class Report:
         e12 = eo.loc[12] if 12 in eo.index else None
         c6 = cp.loc[6] if 6 in cp.index else None
         within = int(round(tp["within"][0] or 0))
+        eo12, cp6 = "employment_outcomes/window=12/", "coaching_placements/window=6/"
         tiles = [
-            ("Ohjelman asiakkaat", s.count(self.info["programme_clients"], "build_info/programme_clients"), "suostumuksen antaneet"),
+            ("Ohjelman asiakkaat", s.count(self.info["programme_clients"], "build_info/programme_clients"),
+             "suostumuksen antaneet"),
             ("TTK-arvioinnin aloittaneet", s.count(cohort, "ttk_cohort/clients"), "TTK-kohortti"),
-            ("Odotus lähetteestä", s.statistic(wait["w"][0], wait["n"][0], "ttk_wait/median_days", 0, "vrk"), "mediaani"),
-            ("Arvio valmis 6 kk:ssa", s.share(within, tp["ended"][0], "ttk_process/all/within_6_months"), "päättyneistä TTK-jaksoista"),
-            ("Avoimilla työmarkkinoilla 12 kk", s.share(e12["employed_open_market"], e12["clients"], "employment_outcomes/window=12/employed_open_market_share") if e12 is not None else HIDDEN,
-             f"{s.count(e12['clients'], 'employment_outcomes/window=12/clients') if e12 is not None else HIDDEN} seurattua"),
-            ("IPS: työllistyi 6 kk:ssa", s.share(c6["placed"], c6["clients"], "coaching_placements/window=6/placed_share") if c6 is not None else HIDDEN,
-             f"{s.count(c6['clients'], 'coaching_placements/window=6/clients') if c6 is not None else HIDDEN} valmennettua"),
-            ("Kunnan osuus: vähennys ennen–jälkeen", s.euros(cs.loc["TOTAL", "saving_eur"], cs.loc["TOTAL", "clients"], "cost_savings/TOTAL/saving_eur")
+            ("Odotus lähetteestä", s.statistic(wait["w"][0], wait["n"][0], "ttk_wait/median_days", 0, "vrk"),
+             "mediaani"),
+            ("Arvio valmis 6 kk:ssa", s.share(within, tp["ended"][0], "ttk_process/all/within_6_months"),
+             "päättyneistä TTK-jaksoista"),
+            ("Avoimilla työmarkkinoilla 12 kk",
+             s.share(e12["employed_open_market"], e12["clients"], eo12 + "employed_open_market_share")
+             if e12 is not None else HIDDEN,
+             f"{s.count(e12['clients'], eo12 + 'clients') if e12 is not None else HIDDEN} seurattua"),
+            ("IPS: työllistyi 6 kk:ssa",
+             s.share(c6["placed"], c6["clients"], cp6 + "placed_share") if c6 is not None else HIDDEN,
+             f"{s.count(c6['clients'], cp6 + 'clients') if c6 is not None else HIDDEN} valmennettua"),
+            ("Kunnan osuus: vähennys ennen–jälkeen",
+             s.euros(cs.loc["TOTAL", "saving_eur"], cs.loc["TOTAL", "clients"], "cost_savings/TOTAL/saving_eur")
              if "TOTAL" in cs.index else HIDDEN, "havaittu muutos, ei ohjelman vaikutus"),
             ("TTK:n ansiota: säästö 12 kk", *self.attributable_saving()),
             ("TTK:n vaikutus avoimeen työhön 12 kk", self.effect_text("employed_open_market_12m"),
@@ -260,8 +268,10 @@ class Report:
             ax.bar([i - 0.2 for i in x], started, width=0.4, color=BLUE, label="Aloitettuja jaksoja")
             ax.bar([i + 0.2 for i in x], ended, width=0.4, color=TEAL, label="Näistä päättyneitä")
             for i, (q, a, b) in enumerate(zip(df["quarter"], df["started"], df["ended"])):
-                ax.text(i - 0.2, started[i], s.count(a, f"ttk_process/quarter={q}/started"), ha="center", va="bottom", fontsize=7.5)
-                ax.text(i + 0.2, ended[i], s.count(b, f"ttk_process/quarter={q}/ended"), ha="center", va="bottom", fontsize=7.5)
+                ax.text(i - 0.2, started[i], s.count(a, f"ttk_process/quarter={q}/started"), ha="center",
+                        va="bottom", fontsize=7.5)
+                ax.text(i + 0.2, ended[i], s.count(b, f"ttk_process/quarter={q}/ended"), ha="center",
+                        va="bottom", fontsize=7.5)
             ax.set_xticks(list(x), [q.replace("Q", " Q") for q in df["quarter"]], fontsize=8)
             ax.legend(fontsize=8, frameon=False)
             ax.set_ylabel("jaksoja", fontsize=9)
@@ -269,7 +279,8 @@ class Report:
         cell = "ttk_process/quarter={}/{}".format
         rows = [[q.replace("Q", " Q"), s.count(r.started, cell(q, "started")),
                  s.statistic(r.median_wait_days, r.started, cell(q, "median_wait_days"), 0),
-                 s.count(r.ended, cell(q, "ended")), s.statistic(r.median_duration_days, r.ended, cell(q, "median_duration_days"), 0),
+                 s.count(r.ended, cell(q, "ended")),
+                 s.statistic(r.median_duration_days, r.ended, cell(q, "median_duration_days"), 0),
                  s.share(round((r.share_within_6_months or 0) * (r.ended or 0)), r.ended, cell(q, "within_6_months"))]
                 for q, r in zip(df["quarter"], df.itertuples())]
         self.table(fig, [0.08, 0.18, 0.84, 0.36],
@@ -309,10 +320,11 @@ class Report:
             for r in shown.itertuples():
                 y0, y1 = ysrc[r.from_service], ytgt[r.to_service]
                 ax.add_patch(FancyArrowPatch((0.29, y0), (0.71, y1), arrowstyle="-|>", mutation_scale=10,
-                                             linewidth=0.8 + 5 * s.plot_value(r.clients) / s.plot_value(top), color=GREY, alpha=0.55,
-                                             connectionstyle="arc3,rad=0.0"))
-                ax.text(0.5, (y0 + y1) / 2 + 0.012, s.count(r.clients, f"pathway_transitions/{r.from_service}>{r.to_service}"), fontsize=7.5, ha="center",
-                        color=BLUE, bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none"))
+                                             linewidth=0.8 + 5 * s.plot_value(r.clients) / s.plot_value(top),
+                                             color=GREY, alpha=0.55, connectionstyle="arc3,rad=0.0"))
+                label = s.count(r.clients, f"pathway_transitions/{r.from_service}>{r.to_service}")
+                ax.text(0.5, (y0 + y1) / 2 + 0.012, label, fontsize=7.5, ha="center", color=BLUE,
+                        bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none"))
         else:
             ax.text(0.5, 0.5, "Yhtäkään siirtymää ei ole vähintään viidellä asiakkaalla.", ha="center", color=GREY)
         variants = self.q("SELECT * FROM ind.pathway_variants ORDER BY rank")
@@ -451,12 +463,14 @@ class Report:
 
     def effect_text(self, outcome: str) -> str:
         """An estimate with its unit and sign, or hidden when fewer than the threshold are matched."""
-        est, shown = self.impact()
-        if outcome not in est.index or not shown[outcome]:
+        est, _ = self.impact()
+        if outcome not in est.index:
             return HIDDEN
         _, unit, scale = OUTCOMES[outcome]
-        value = est.loc[outcome, "att"] * scale
-        return ("+" if value > 0 else "") + f"{fmt.number(value, 0 if unit == '€' else 1)} {unit}"
+        r = est.loc[outcome]
+        value = None if r["att"] is None else r["att"] * scale
+        text = self.sup.statistic(value, r["treated"], f"impact_estimates/{outcome}", 0 if unit == "€" else 1, unit)
+        return ("+" if text != HIDDEN and value > 0 else "") + text
 
     def effects(self) -> None:
         s = self.sup
@@ -487,6 +501,7 @@ class Report:
                         f"{fmt.number(high, 0 if unit == '€' else 1)})")
             else:
                 ax.set_xticks([])
+                self.effect_text(outcome)  # records the estimate as suppressed in the release log
                 text = "ei arviota\n(alle 5 verrattavaa)"
             fig.text(0.78, y + 0.005, text, fontsize=7.5, va="bottom")
         rows = []
@@ -526,8 +541,9 @@ class Report:
                        "mitä olisi tapahtunut ilman ohjelmaa kokonaan. Tulokset perustuvat vain rekistereihin "
                        "(TE-toimiston tilat ja Kelan maksut): hyvinvointi ja toimintakyky eivät näy niissä, eikä "
                        "vertailu poista eroja, joita rekistereissä ei näy. Jos väli ylittää nollan, aineisto ei "
-                       f"riitä osoittamaan vaikutusta. Verrattuja TTK:n aloittaneita {s.count(n, 'impact_estimates/treated')}; ilman "
-                       f"verrokkia jäi {s.count(unmatched, 'impact_estimates/unmatched_treated')}.", width=98, size=8)
+                       "riitä osoittamaan vaikutusta. Verrattuja TTK:n aloittaneita "
+                       f"{s.count(n, 'impact_estimates/treated')}; ilman verrokkia jäi "
+                       f"{s.count(unmatched, 'impact_estimates/unmatched_treated')}.", width=98, size=8)
         self.finish(fig)
 
     def data_quality(self) -> None:
@@ -560,20 +576,23 @@ class Report:
         qs = self.q("SELECT partner, reason, rows FROM ind.quarantine_summary ORDER BY partner, rows DESC")
         fig.text(0.08, 0.42, "Karanteeniin siirretyt rivit (syy ja määrä)", fontsize=10, color=GREY)
         rows = [[PARTNERS.get(r.partner, r.partner), textwrap.shorten(r.reason, 62),
-                 s.count(r.rows, f"quarantine_summary/{r.partner}/{hashlib.sha256(r.reason.encode()).hexdigest()[:10]}")]
+                 s.count(r.rows, f"quarantine_summary/{r.partner}/{_digest(r.reason)}")]
                 for r in qs.head(10).itertuples()]
         self.table(fig, [0.08, 0.2, 0.84, 0.21], ["Kumppani", "Syy", "Rivejä"], rows, [0.2, 0.65, 0.15], size=7)
         totals = self.q("SELECT sum(rows_read) AS r, sum(rows_quarantined) AS q FROM ind.data_quality WHERE status = 'loaded'")
         hidden = self.q("SELECT coalesce(sum(codes_redacted_in_names + codes_redacted_in_values), 0) AS n, "
                         "(SELECT count(*) FROM kb.landing_ignored) AS ignored FROM ind.data_quality")
-        y = self.paragraph(fig, 0.08, 0.165,
-                           f"Luettuja rivejä {s.count(totals['r'][0] or 0, 'data_quality/rows_read')}, karanteeniin {s.count(totals['q'][0] or 0, 'data_quality/rows_quarantined')}. "
-                       f"Suostumusta odottavia ohjelman asiakkaita (tiedot pidätetty): "
-                       f"{s.count(self.info['awaiting_consent'], 'build_info/awaiting_consent')}. Suostumuksensa peruneiden tiedot on poistettu "
-                       f"kaikista tauluista. Tiedostonimistä ja vapaatekstikentistä poistettuja henkilötunnuksia "
-                       f"{s.count(hidden['n'][0], 'data_quality/codes_redacted')}; toimitusalueelta ohitettuja muita tiedostoja ja kansioita "
-                       f"{s.count(hidden['ignored'][0], 'data_quality/landing_ignored')}.", width=95, size=8.5)
-        self.paragraph(fig, 0.08, y, self.differencing_text(), width=95, size=8.5,
+        y = self.paragraph(fig, 0.08, 0.18,
+                           f"Luettuja rivejä {s.count(totals['r'][0] or 0, 'data_quality/rows_read')}, karanteeniin "
+                           f"{s.count(totals['q'][0] or 0, 'data_quality/rows_quarantined')}. "
+                           "Suostumusta odottavia ohjelman asiakkaita (tiedot pidätetty): "
+                           f"{s.count(self.info['awaiting_consent'], 'build_info/awaiting_consent')}. Suostumuksensa "
+                           "peruneiden tiedot on poistettu kaikista tauluista. Tiedostonimistä ja "
+                           "vapaatekstikentistä poistettuja henkilötunnuksia "
+                           f"{s.count(hidden['n'][0], 'data_quality/codes_redacted')}; "
+                           "toimitusalueelta ohitettuja muita tiedostoja ja kansioita "
+                           f"{s.count(hidden['ignored'][0], 'data_quality/landing_ignored')}.", width=95, size=8.5)
+        self.paragraph(fig, 0.08, y, self.differencing_text(), width=110, size=7.5,
                        color=ORANGE if self.flags else GREY)
         self.finish(fig)
 
@@ -582,14 +601,14 @@ class Report:
         numbers is drawn before the appendix, so the flags here are those the release log records."""
         self.flags = release_log.differencing(self.previous, self.sup.cells, self.sup.threshold)
         if self.previous is None:
-            return "Erotteluriski: tämä on ensimmäinen julkaisu, johon on verrattu; aiempaa julkaisua ei ole."
+            return "Erotteluriski: tämä on ensimmäinen julkaisu; aiempaa julkaisua, johon verrata, ei ole."
         if not self.flags:
             return ("Erotteluriski: yksikään luku ei siirtynyt näytetyn ja peitetyn välillä edelliseen "
                     f"julkaisuun verrattuna alle {self.sup.threshold} henkilön muutoksella.")
-        shown = ", ".join(f.cell for f in self.flags[:6]) + (" …" if len(self.flags) > 6 else "")
+        shown = ", ".join(f.cell for f in self.flags[:3]) + (" …" if len(self.flags) > 3 else "")
         return (f"Erotteluriski: {len(self.flags)} lukua siirtyi näytetyn ja peitetyn välillä edelliseen "
                 f"julkaisuun verrattuna alle {self.sup.threshold} henkilön muutoksella, joten julkaisujen "
-                f"vertailu voi paljastaa yksittäisiä henkilöitä. Tarkista ennen jakelua: {shown}.")
+                f"vertailu voi paljastaa yksittäisiä henkilöitä. Tarkista ennen jakelua (kaikki julkaisulokissa): {shown}.")
 
     def methods(self) -> None:
         fig = self.page("Menetelmät ja määritelmät")
@@ -627,6 +646,11 @@ class Report:
         self.finish(fig)
 
 
+def _digest(text: str) -> str:
+    """A short stable id for free text (a quarantine reason) in a cell id."""
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
 def _row(con, sql: str) -> dict:
     rel = con.sql(sql)
     return dict(zip(rel.columns, rel.fetchall()[0]))
@@ -641,7 +665,8 @@ def build_report(kb_path: Path, reports_dir: Path, threshold: int | None = None,
     releases_dir = Path(releases_dir) if releases_dir else kb_path.parent / "releases"
     con = duckdb.connect(str(kb_path), read_only=True)
     try:
-        params = {k: float(v) if isinstance(v, Decimal) else v for k, v in _row(con, "SELECT * FROM kb.parameters").items()}
+        params = {k: float(v) if isinstance(v, Decimal) else v
+                  for k, v in _row(con, "SELECT * FROM kb.parameters").items()}
         rules = Rules(int(params["suppression_threshold"] if threshold is None else threshold),
                       int(params.get("rounding_base", 5) if rounding_base is None else rounding_base),
                       bool(params.get("midpoint_rounding", 0)))

@@ -35,7 +35,7 @@ def test_one_person_more_in_a_small_cell_is_flagged(tmp_path, key_file):
     [r1] = records(data)
     assert r1["cells"]["ttk_cohort/clients"] == {"status": "suppressed", "released": "<5"}
     assert r1["previous_release"] is None and r1["differencing_flags"] == []
-    assert "Erotteluriski: tämä on ensimmäinen julkaisu" in PdfReader(first.report).pages[8].extract_text()
+    assert "Erotteluriski: tämä on ensimmäinen julkaisu;" in PdfReader(first.report).pages[8].extract_text()
 
     with_extra_clients(landing, 2)                     # one person more: 5, shown
     second = build(landing, data, key_file)
@@ -46,7 +46,8 @@ def test_one_person_more_in_a_small_cell_is_flagged(tmp_path, key_file):
     assert "build_info/programme_clients" in flagged
     assert r2["previous_release"] and r2["previous_release"] != r1["previous_release"]
     appendix = PdfReader(second.report).pages[8].extract_text().replace("\n", " ")
-    assert f"Erotteluriski: {len(flagged)} lukua siirtyi" in appendix and "ttk_cohort/clients" in appendix
+    assert f"Erotteluriski: {len(flagged)} lukua siirtyi" in appendix
+    assert r2["differencing_flags"][0]["cell"] in appendix.replace(" ", "")
 
     build(landing, data, key_file)                     # the same data again: nothing moves
     assert records(data)[-1]["differencing_flags"] == []
@@ -75,6 +76,7 @@ def test_a_record_per_published_pdf(tmp_path, key_file):
     cells = record["cells"]
     assert cells["build_info/programme_clients"] == {"status": "suppressed", "released": "<5"}
     assert cells["employment_outcomes/window=0/clients"]["status"] == "suppressed"
+    assert cells["impact_estimates/employed_open_market_12m"] == {"status": "suppressed", "released": "–"}
     assert sum(record["cells_by_status"].values()) == len(cells) > 40
     # counts appear only as released: never the exact 3 programme clients
     assert all("persons" not in c for c in cells.values())
@@ -97,3 +99,16 @@ def test_differencing_needs_a_change_below_the_threshold():
     assert len(release_log.differencing(previous(0), release(3), 5)) == 1    # 0 is shown, <5 is not
     assert release_log.differencing(previous(2), release(3), 5) == []    # hidden both times
     assert release_log.differencing(None, release(3), 5) == []
+
+
+def test_midpoint_rounding_from_the_parameters_file(tmp_path, key_file):
+    landing, data = tmp_path / "landing", tmp_path / "data"
+    handmade.write(Landing(landing))
+    params = tmp_path / "parameters.yaml"
+    params.write_text("suppression: {threshold: 8, rounding_base: 6, midpoint_rounding: 1}\n")
+    summary = build(landing, data, key_file, parameters_file=params)
+    [record] = records(data)
+    assert record["rules"] == {"threshold": 8, "rounding_base": 6, "midpoint_rounding": True}
+    assert record["cells"]["build_info/programme_clients"] == {"status": "suppressed", "released": "<8"}
+    methods = " ".join(PdfReader(summary.report).pages[9].extract_text().split())
+    assert "1–6 → 3, 7–12 → 9" in methods
