@@ -391,9 +391,10 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
         s, sup = parameters["savings_scenario"], parameters["suppression"]
         con.execute("""CREATE TABLE kb.parameters AS SELECT ?::INTEGER AS long_term_unemployed,
                 ?::DOUBLE AS employment_rate, ?::DECIMAL(14, 2) AS municipal_labour_market_subsidy_eur,
-                ?::DECIMAL(14, 2) AS social_assistance_eur, ?::INTEGER AS suppression_threshold""",
+                ?::DECIMAL(14, 2) AS social_assistance_eur, ?::INTEGER AS suppression_threshold,
+                ?::INTEGER AS rounding_base, ?::INTEGER AS midpoint_rounding""",
                     [s["long_term_unemployed"], s["employment_rate"], s["municipal_labour_market_subsidy_eur"],
-                     s["social_assistance_eur"], sup["threshold"]])
+                     s["social_assistance_eur"], sup["threshold"], sup["rounding_base"], sup["midpoint_rounding"]])
 
         for path in sql_files("ind"):
             with timing.stage(_stage_of(path.stem)):

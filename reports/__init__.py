@@ -1,1 +1,2 @@
-"""Published outputs: the steering-group PDF and the small-cell suppression it relies on."""
+"""Published outputs: the steering-group PDF, and the disclosure control and release log that every
+published number passes."""

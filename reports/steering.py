@@ -1,15 +1,19 @@
 """The steering-group report: a Finnish A4 PDF drawn with matplotlib.
 
 Every number on every page — tables, chart labels and chart bars — passes through
-:class:`reports.suppression.Suppressor`; charts draw suppressed cells as empty.
+:class:`reports.disclosure.Disclosure` (suppressed, then rounded) and is recorded as a cell of
+the release (:mod:`reports.release_log`); charts draw suppressed cells as empty and the rest
+rounded.
 The report reads the knowledge base read-only and writes
 ``<reports>/ohjausryhmaraportti_<as_of>.pdf``.
 """
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import textwrap
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -21,7 +25,8 @@ from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
 from reports import formatting as fmt  # noqa: E402
-from reports.suppression import HIDDEN, Suppressor  # noqa: E402
+from reports import release_log  # noqa: E402
+from reports.disclosure import HIDDEN, Disclosure, Rules  # noqa: E402
 
 A4 = (8.27, 11.69)
 BLUE, TEAL, GREY, LIGHT, ORANGE = "#1f4e79", "#2a9d8f", "#6c757d", "#e9eef4", "#e76f51"
@@ -46,18 +51,24 @@ PARTNERS = {"ttk": "TTK (sote)", "mittarit": "Mittaukset (sote)", "valmennus": "
             "suostumukset": "Suostumukset"}
 
 
+OUTPUT = "ohjausryhmaraportti"
+
+
 @dataclass
 class ReportResult:
     path: Path
     pages: int
+    release: Path | None = None      # its record in the release log
+    differencing_flags: int = 0
 
 
 class Report:
     """Pages share a header, a footer with the page number and one suppressor."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, pdf: PdfPages, sup: Suppressor):
-        self.con, self.pdf, self.sup = con, pdf, sup
+    def __init__(self, con: duckdb.DuckDBPyConnection, pdf: PdfPages, sup: Disclosure, previous: dict | None = None):
+        self.con, self.pdf, self.sup, self.previous = con, pdf, sup, previous
         self.pages = 0
+        self.flags: list = []
         self._impact = None
         info = con.sql("SELECT * FROM kb.build_info").df().iloc[0]
         self.info = info
@@ -148,6 +159,16 @@ class Report:
         return (fmt.euros(-r["att"] * n),
                 f"95 %:n väli {fmt.euros(-r['ci_high'] * n)} … {fmt.euros(-r['ci_low'] * n)}")
 
+    def rounding_text(self) -> str:
+        r = self.sup.rules
+        if r.rounding_base <= 1:
+            return "Lukumääriä ei pyöristetä."
+        if r.midpoint_rounding:
+            return (f"Muut lukumäärät näytetään {r.rounding_base} henkilön välin keskikohtana (esimerkiksi "
+                    f"1–{r.rounding_base} → {r.round(1)}, {r.rounding_base + 1}–{2 * r.rounding_base} → "
+                    f"{r.round(r.rounding_base + 1)}).")
+        return f"Muut lukumäärät pyöristetään lähimpään {r.rounding_base}:llä jaolliseen lukuun."
+
     # ------------------------------------------------------------------ pages
     def cover(self) -> None:
         fig = plt.figure(figsize=A4)
@@ -174,8 +195,9 @@ class Report:
         self.paragraph(fig, 0.08, 0.28,
                        "Raportin luvut on laskettu pseudonymisoidusta tietopohjasta, johon on yhdistetty "
                        "hyvinvointialueen, TE-toimiston, Kelan, TYP:n ja kuntien tiedot. Henkilötunnuksia ei "
-                       "ole raportissa eikä tietopohjassa. Alle viiden henkilön luvut on peitetty (<5), eikä "
-                       "osuuksia tai keskiarvoja näytetä alle viiden henkilön joukosta.", width=88, size=10)
+                       "ole raportissa eikä tietopohjassa. Alle viiden henkilön luvut on peitetty (<5), muut "
+                       "lukumäärät pyöristetty, eikä osuuksia tai keskiarvoja näytetä alle viiden henkilön "
+                       "joukosta.", width=88, size=10)
         self.finish(fig)
 
     def summary(self) -> None:
@@ -194,16 +216,24 @@ class Report:
         e12 = eo.loc[12] if 12 in eo.index else None
         c6 = cp.loc[6] if 6 in cp.index else None
         within = int(round(tp["within"][0] or 0))
+        eo12, cp6 = "employment_outcomes/window=12/", "coaching_placements/window=6/"
         tiles = [
-            ("Ohjelman asiakkaat", s.count(self.info["programme_clients"]), "suostumuksen antaneet"),
-            ("TTK-arvioinnin aloittaneet", s.count(cohort), "TTK-kohortti"),
-            ("Odotus lähetteestä", s.statistic(wait["w"][0], wait["n"][0], 0, "vrk"), "mediaani"),
-            ("Arvio valmis 6 kk:ssa", s.share(within, tp["ended"][0]), "päättyneistä TTK-jaksoista"),
-            ("Avoimilla työmarkkinoilla 12 kk", s.share(e12["employed_open_market"], e12["clients"]) if e12 is not None else HIDDEN,
-             f"{s.count(e12['clients']) if e12 is not None else HIDDEN} seurattua"),
-            ("IPS: työllistyi 6 kk:ssa", s.share(c6["placed"], c6["clients"]) if c6 is not None else HIDDEN,
-             f"{s.count(c6['clients']) if c6 is not None else HIDDEN} valmennettua"),
-            ("Kunnan osuus: vähennys ennen–jälkeen", s.euros(cs.loc["TOTAL", "saving_eur"], cs.loc["TOTAL", "clients"])
+            ("Ohjelman asiakkaat", s.count(self.info["programme_clients"], "build_info/programme_clients"),
+             "suostumuksen antaneet"),
+            ("TTK-arvioinnin aloittaneet", s.count(cohort, "ttk_cohort/clients"), "TTK-kohortti"),
+            ("Odotus lähetteestä", s.statistic(wait["w"][0], wait["n"][0], "ttk_wait/median_days", 0, "vrk"),
+             "mediaani"),
+            ("Arvio valmis 6 kk:ssa", s.share(within, tp["ended"][0], "ttk_process/all/within_6_months"),
+             "päättyneistä TTK-jaksoista"),
+            ("Avoimilla työmarkkinoilla 12 kk",
+             s.share(e12["employed_open_market"], e12["clients"], eo12 + "employed_open_market_share")
+             if e12 is not None else HIDDEN,
+             f"{s.count(e12['clients'], eo12 + 'clients') if e12 is not None else HIDDEN} seurattua"),
+            ("IPS: työllistyi 6 kk:ssa",
+             s.share(c6["placed"], c6["clients"], cp6 + "placed_share") if c6 is not None else HIDDEN,
+             f"{s.count(c6['clients'], cp6 + 'clients') if c6 is not None else HIDDEN} valmennettua"),
+            ("Kunnan osuus: vähennys ennen–jälkeen",
+             s.euros(cs.loc["TOTAL", "saving_eur"], cs.loc["TOTAL", "clients"], "cost_savings/TOTAL/saving_eur")
              if "TOTAL" in cs.index else HIDDEN, "havaittu muutos, ei ohjelman vaikutus"),
             ("TTK:n ansiota: säästö 12 kk", *self.attributable_saving()),
             ("TTK:n vaikutus avoimeen työhön 12 kk", self.effect_text("employed_open_market_12m"),
@@ -232,21 +262,26 @@ class Report:
         df = self.q("SELECT * FROM ind.ttk_process ORDER BY quarter")
         ax = fig.add_axes([0.1, 0.60, 0.82, 0.27])
         if len(df):
-            started = [0 if s.is_small(v) else int(v) for v in df["started"]]
-            ended = [0 if s.is_small(v) else int(v) for v in df["ended"]]
+            started = [s.plot_value(v) for v in df["started"]]
+            ended = [s.plot_value(v) for v in df["ended"]]
             x = range(len(df))
             ax.bar([i - 0.2 for i in x], started, width=0.4, color=BLUE, label="Aloitettuja jaksoja")
             ax.bar([i + 0.2 for i in x], ended, width=0.4, color=TEAL, label="Näistä päättyneitä")
-            for i, (a, b) in enumerate(zip(df["started"], df["ended"])):
-                ax.text(i - 0.2, started[i], s.count(a), ha="center", va="bottom", fontsize=7.5)
-                ax.text(i + 0.2, ended[i], s.count(b), ha="center", va="bottom", fontsize=7.5)
+            for i, (q, a, b) in enumerate(zip(df["quarter"], df["started"], df["ended"])):
+                ax.text(i - 0.2, started[i], s.count(a, f"ttk_process/quarter={q}/started"), ha="center",
+                        va="bottom", fontsize=7.5)
+                ax.text(i + 0.2, ended[i], s.count(b, f"ttk_process/quarter={q}/ended"), ha="center",
+                        va="bottom", fontsize=7.5)
             ax.set_xticks(list(x), [q.replace("Q", " Q") for q in df["quarter"]], fontsize=8)
             ax.legend(fontsize=8, frameon=False)
             ax.set_ylabel("jaksoja", fontsize=9)
         self.axis(ax, len(df) > 0 and max(started + ended) > 0)
-        rows = [[q.replace("Q", " Q"), s.count(r.started), s.statistic(r.median_wait_days, r.started, 0),
-                 s.count(r.ended), s.statistic(r.median_duration_days, r.ended, 0),
-                 s.share(round((r.share_within_6_months or 0) * (r.ended or 0)), r.ended)]
+        cell = "ttk_process/quarter={}/{}".format
+        rows = [[q.replace("Q", " Q"), s.count(r.started, cell(q, "started")),
+                 s.statistic(r.median_wait_days, r.started, cell(q, "median_wait_days"), 0),
+                 s.count(r.ended, cell(q, "ended")),
+                 s.statistic(r.median_duration_days, r.ended, cell(q, "median_duration_days"), 0),
+                 s.share(round((r.share_within_6_months or 0) * (r.ended or 0)), r.ended, cell(q, "within_6_months"))]
                 for q, r in zip(df["quarter"], df.itertuples())]
         self.table(fig, [0.08, 0.18, 0.84, 0.36],
                    ["Neljännes", "Aloitettu", "Odotus, vrk\n(mediaani)", "Päättynyt", "Kesto, vrk\n(mediaani)",
@@ -285,10 +320,11 @@ class Report:
             for r in shown.itertuples():
                 y0, y1 = ysrc[r.from_service], ytgt[r.to_service]
                 ax.add_patch(FancyArrowPatch((0.29, y0), (0.71, y1), arrowstyle="-|>", mutation_scale=10,
-                                             linewidth=0.8 + 5 * r.clients / top, color=GREY, alpha=0.55,
-                                             connectionstyle="arc3,rad=0.0"))
-                ax.text(0.5, (y0 + y1) / 2 + 0.012, s.count(r.clients), fontsize=7.5, ha="center",
-                        color=BLUE, bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none"))
+                                             linewidth=0.8 + 5 * s.plot_value(r.clients) / s.plot_value(top),
+                                             color=GREY, alpha=0.55, connectionstyle="arc3,rad=0.0"))
+                label = s.count(r.clients, f"pathway_transitions/{r.from_service}>{r.to_service}")
+                ax.text(0.5, (y0 + y1) / 2 + 0.012, label, fontsize=7.5, ha="center", color=BLUE,
+                        bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none"))
         else:
             ax.text(0.5, 0.5, "Yhtäkään siirtymää ei ole vähintään viidellä asiakkaalla.", ha="center", color=GREY)
         variants = self.q("SELECT * FROM ind.pathway_variants ORDER BY rank")
@@ -296,9 +332,11 @@ class Report:
         top_variants = variants[variants["clients"] >= s.threshold].head(8)
         other = cohort - int(top_variants["clients"].sum()) if len(variants) else 0
         rows = [[textwrap.shorten(" → ".join(SERVICE_NAMES.get(p, p) for p in v.split(" > ")), 78),
-                 s.count(c), s.share(c, cohort)] for v, c in zip(top_variants["variant"], top_variants["clients"])]
+                 s.count(c, f"pathway_variants/{v}/clients"), s.share(c, cohort, f"pathway_variants/{v}/share")]
+                for v, c in zip(top_variants["variant"], top_variants["clients"])]
         if len(variants):
-            rows.append(["Muut polut (harvinaisemmat yhdistetty)", s.count(other), s.share(other, cohort)])
+            rows.append(["Muut polut (harvinaisemmat yhdistetty)", s.count(other, "pathway_variants/other/clients"),
+                         s.share(other, cohort, "pathway_variants/other/share")])
         fig.text(0.08, 0.47, "Yleisimmät kokonaiset palvelupolut (järjestyksessä alkamispäivän mukaan)",
                  fontsize=10, color=GREY)
         self.table(fig, [0.08, 0.10, 0.84, 0.35], ["Palvelupolku", "Asiakkaita", "Osuus"], rows,
@@ -323,8 +361,10 @@ class Report:
             for (c, label, color), v in zip(cats, safe):
                 ax.barh(i, v, left=left, color=color, label=label if i == 0 else None)
                 left += v
-            table_rows.append([f"{r.window_months} kk", s.count(r.clients), *s.row(values),
-                               s.share(r.employed_open_market, r.clients)])
+            cell = f"employment_outcomes/window={r.window_months}/"
+            table_rows.append([f"{r.window_months} kk", s.count(r.clients, cell + "clients"),
+                               *s.row(values, [cell + c for c, _, _ in cats]),
+                               s.share(r.employed_open_market, r.clients, cell + "employed_open_market_share")])
         ax.set_yticks(range(len(eo)), [f"{w} kk" for w in eo["window_months"]], fontsize=9)
         ax.invert_yaxis()
         ax.set_xlabel("asiakkaita (peitetyt solut jätetty pois kuvasta)", fontsize=8)
@@ -336,8 +376,12 @@ class Report:
                    table_rows, [0.12, 0.13, 0.11, 0.12, 0.11, 0.11, 0.1, 0.14], size=8)
         cp = self.q("SELECT * FROM ind.coaching_placements ORDER BY window_months")
         fig.text(0.08, 0.36, "IPS-valmennuksen työllistymiset ensimmäisen valmennuksen alusta", fontsize=10, color=GREY)
-        rows = [[f"{r.window_months} kk", s.count(r.clients), s.count(r.placed), s.share(r.placed, r.clients),
-                 s.statistic(r.median_days_to_placement, r.placed, 0, "vrk")] for r in cp.itertuples()]
+        cell = "coaching_placements/window={}/{}".format
+        rows = [[f"{r.window_months} kk", s.count(r.clients, cell(r.window_months, "clients")),
+                 s.count(r.placed, cell(r.window_months, "placed")),
+                 s.share(r.placed, r.clients, cell(r.window_months, "placed_share")),
+                 s.statistic(r.median_days_to_placement, r.placed, cell(r.window_months, "median_days_to_placement"),
+                             0, "vrk")] for r in cp.itertuples()]
         self.table(fig, [0.08, 0.22, 0.84, 0.12],
                    ["Ikkuna", "Valmennettuja", "Työllistyi", "Osuus", "Aika työhön (mediaani)"], rows,
                    [0.14, 0.2, 0.18, 0.18, 0.3])
@@ -351,9 +395,10 @@ class Report:
         s = self.sup
         fig = self.page("Toimintakyvyn muutos")
         mc = self.q("SELECT * FROM ind.measure_change ORDER BY instrument")
-        rows = [[INSTRUMENTS.get(r.instrument, r.instrument), s.count(r.clients),
-                 s.statistic(r.mean_baseline, r.clients, 1), s.statistic(r.mean_end, r.clients, 1),
-                 s.statistic(r.mean_change, r.clients, 1)] for r in mc.itertuples()]
+        cell = "measure_change/{}/{}".format
+        rows = [[INSTRUMENTS.get(r.instrument, r.instrument), s.count(r.clients, cell(r.instrument, "clients")),
+                 *(s.statistic(getattr(r, m), r.clients, cell(r.instrument, m), 1)
+                   for m in ("mean_baseline", "mean_end", "mean_change"))] for r in mc.itertuples()]
         self.table(fig, [0.08, 0.70, 0.84, 0.2], ["Mittari", "Asiakkaita", "Alussa", "Lopussa", "Muutos"], rows,
                    [0.46, 0.13, 0.13, 0.13, 0.15])
         shown = [r for r in mc.itertuples() if r.clients >= s.threshold]
@@ -378,8 +423,9 @@ class Report:
         cs = self.q("SELECT * FROM ind.cost_savings")
         names = {"TMTU": "Työmarkkinatuen kuntaosuus", "TOTU": "Perustoimeentulotuen kuntaosuus",
                  "TOTAL": "Yhteensä"}
-        rows = [[names[r.benefit], s.count(r.clients), s.euros(r.before_eur, r.clients),
-                 s.euros(r.after_eur, r.clients), s.euros(r.saving_eur, r.clients)] for r in cs.itertuples()]
+        rows = [[names[r.benefit], s.count(r.clients, f"cost_savings/{r.benefit}/clients"),
+                 *(s.euros(getattr(r, m), r.clients, f"cost_savings/{r.benefit}/{m}")
+                   for m in ("before_eur", "after_eur", "saving_eur"))] for r in cs.itertuples()]
         fig.text(0.08, 0.915, "Havaittu (ei ohjelman vaikutus): kunnan maksuosuus 12 kk ennen ja jälkeen TTK:n alun",
                  fontsize=10, color=GREY)
         self.table(fig, [0.08, 0.78, 0.84, 0.12], ["Etuus", "Asiakkaita", "Ennen", "Jälkeen", "Vähennys"], rows,
@@ -417,12 +463,14 @@ class Report:
 
     def effect_text(self, outcome: str) -> str:
         """An estimate with its unit and sign, or hidden when fewer than the threshold are matched."""
-        est, shown = self.impact()
-        if outcome not in est.index or not shown[outcome]:
+        est, _ = self.impact()
+        if outcome not in est.index:
             return HIDDEN
         _, unit, scale = OUTCOMES[outcome]
-        value = est.loc[outcome, "att"] * scale
-        return ("+" if value > 0 else "") + f"{fmt.number(value, 0 if unit == '€' else 1)} {unit}"
+        r = est.loc[outcome]
+        value = None if r["att"] is None else r["att"] * scale
+        text = self.sup.statistic(value, r["treated"], f"impact_estimates/{outcome}", 0 if unit == "€" else 1, unit)
+        return ("+" if text != HIDDEN and value > 0 else "") + text
 
     def effects(self) -> None:
         s = self.sup
@@ -453,6 +501,7 @@ class Report:
                         f"{fmt.number(high, 0 if unit == '€' else 1)})")
             else:
                 ax.set_xticks([])
+                self.effect_text(outcome)  # records the estimate as suppressed in the release log
                 text = "ei arviota\n(alle 5 verrattavaa)"
             fig.text(0.78, y + 0.005, text, fontsize=7.5, va="bottom")
         rows = []
@@ -492,8 +541,9 @@ class Report:
                        "mitä olisi tapahtunut ilman ohjelmaa kokonaan. Tulokset perustuvat vain rekistereihin "
                        "(TE-toimiston tilat ja Kelan maksut): hyvinvointi ja toimintakyky eivät näy niissä, eikä "
                        "vertailu poista eroja, joita rekistereissä ei näy. Jos väli ylittää nollan, aineisto ei "
-                       f"riitä osoittamaan vaikutusta. Verrattuja TTK:n aloittaneita {s.count(n)}; ilman "
-                       f"verrokkia jäi {s.count(unmatched)}.", width=98, size=8)
+                       "riitä osoittamaan vaikutusta. Verrattuja TTK:n aloittaneita "
+                       f"{s.count(n, 'impact_estimates/treated')}; ilman verrokkia jäi "
+                       f"{s.count(unmatched, 'impact_estimates/unmatched_treated')}.", width=98, size=8)
         self.finish(fig)
 
     def data_quality(self) -> None:
@@ -525,20 +575,40 @@ class Report:
                    [0.16, 0.1, 0.6, 0.14], size=7)
         qs = self.q("SELECT partner, reason, rows FROM ind.quarantine_summary ORDER BY partner, rows DESC")
         fig.text(0.08, 0.42, "Karanteeniin siirretyt rivit (syy ja määrä)", fontsize=10, color=GREY)
-        rows = [[PARTNERS.get(r.partner, r.partner), textwrap.shorten(r.reason, 62), s.count(r.rows)]
+        rows = [[PARTNERS.get(r.partner, r.partner), textwrap.shorten(r.reason, 62),
+                 s.count(r.rows, f"quarantine_summary/{r.partner}/{_digest(r.reason)}")]
                 for r in qs.head(10).itertuples()]
         self.table(fig, [0.08, 0.2, 0.84, 0.21], ["Kumppani", "Syy", "Rivejä"], rows, [0.2, 0.65, 0.15], size=7)
         totals = self.q("SELECT sum(rows_read) AS r, sum(rows_quarantined) AS q FROM ind.data_quality WHERE status = 'loaded'")
         hidden = self.q("SELECT coalesce(sum(codes_redacted_in_names + codes_redacted_in_values), 0) AS n, "
                         "(SELECT count(*) FROM kb.landing_ignored) AS ignored FROM ind.data_quality")
-        self.paragraph(fig, 0.08, 0.165,
-                       f"Luettuja rivejä {s.count(totals['r'][0] or 0)}, karanteeniin {s.count(totals['q'][0] or 0)}. "
-                       f"Suostumusta odottavia ohjelman asiakkaita (tiedot pidätetty): "
-                       f"{s.count(self.info['awaiting_consent'])}. Suostumuksensa peruneiden tiedot on poistettu "
-                       f"kaikista tauluista. Tiedostonimistä ja vapaatekstikentistä poistettuja henkilötunnuksia "
-                       f"{s.count(hidden['n'][0])}; toimitusalueelta ohitettuja muita tiedostoja ja kansioita "
-                       f"{s.count(hidden['ignored'][0])}.", width=95, size=8.5)
+        y = self.paragraph(fig, 0.08, 0.18,
+                           f"Luettuja rivejä {s.count(totals['r'][0] or 0, 'data_quality/rows_read')}, karanteeniin "
+                           f"{s.count(totals['q'][0] or 0, 'data_quality/rows_quarantined')}. "
+                           "Suostumusta odottavia ohjelman asiakkaita (tiedot pidätetty): "
+                           f"{s.count(self.info['awaiting_consent'], 'build_info/awaiting_consent')}. Suostumuksensa "
+                           "peruneiden tiedot on poistettu kaikista tauluista. Tiedostonimistä ja "
+                           "vapaatekstikentistä poistettuja henkilötunnuksia "
+                           f"{s.count(hidden['n'][0], 'data_quality/codes_redacted')}; "
+                           "toimitusalueelta ohitettuja muita tiedostoja ja kansioita "
+                           f"{s.count(hidden['ignored'][0], 'data_quality/landing_ignored')}.", width=95, size=8.5)
+        self.paragraph(fig, 0.08, y, self.differencing_text(), width=110, size=7.5,
+                       color=ORANGE if self.flags else GREY)
         self.finish(fig)
+
+    def differencing_text(self) -> str:
+        """The differencing check against the previous release, for the appendix. Every page with
+        numbers is drawn before the appendix, so the flags here are those the release log records."""
+        self.flags = release_log.differencing(self.previous, self.sup.cells, self.sup.threshold)
+        if self.previous is None:
+            return "Erotteluriski: tämä on ensimmäinen julkaisu; aiempaa julkaisua, johon verrata, ei ole."
+        if not self.flags:
+            return ("Erotteluriski: yksikään luku ei siirtynyt näytetyn ja peitetyn välillä edelliseen "
+                    f"julkaisuun verrattuna alle {self.sup.threshold} henkilön muutoksella.")
+        shown = ", ".join(f.cell for f in self.flags[:3]) + (" …" if len(self.flags) > 3 else "")
+        return (f"Erotteluriski: {len(self.flags)} lukua siirtyi näytetyn ja peitetyn välillä edelliseen "
+                f"julkaisuun verrattuna alle {self.sup.threshold} henkilön muutoksella, joten julkaisujen "
+                f"vertailu voi paljastaa yksittäisiä henkilöitä. Tarkista ennen jakelua (kaikki julkaisulokissa): {shown}.")
 
     def methods(self) -> None:
         fig = self.page("Menetelmät ja määritelmät")
@@ -567,32 +637,58 @@ class Report:
             f"muodossa <{self.sup.threshold}, eikä osuuksia, keskiarvoja, mediaaneja tai summia näytetä alle "
             f"{self.sup.threshold} henkilön joukosta. Jos taulukon rivillä on julkaistu summa, peitetään lisäksi "
             "pienin muu solu, jottei peitettyä lukua voi laskea erotuksena. Kuvissa peitetyt solut jätetään pois.\n\n"
+            f"Pyöristys. {self.rounding_text()} Summat pyöristetään erikseen, joten osat eivät välttämättä "
+            "täsmää summaan. Osuudet, keskiarvot ja mediaanit lasketaan pyöristämättömistä luvuista. "
+            "Jokainen julkaisu kirjataan julkaisulokiin, ja sitä verrataan edelliseen julkaisuun (liite).\n\n"
             "Tarkemmat määritelmät ovat arvioijien tietopohjassa (DuckDB, skeemat kb ja ind; jokaisella taululla "
             "ja sarakkeella on kuvaus), ja jokainen indikaattori on luettavissa omana SQL-tiedostonaan.")
         self.paragraph(fig, 0.08, 0.91, text, width=92, size=9.5)
         self.finish(fig)
 
 
-def build_report(kb_path: Path, reports_dir: Path, threshold: int | None = None) -> ReportResult:
-    """Write the PDF for the knowledge base at ``kb_path``; returns its path and page count."""
+def _digest(text: str) -> str:
+    """A short stable id for free text (a quarantine reason) in a cell id."""
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _row(con, sql: str) -> dict:
+    rel = con.sql(sql)
+    return dict(zip(rel.columns, rel.fetchall()[0]))
+
+
+def build_report(kb_path: Path, reports_dir: Path, threshold: int | None = None, rounding_base: int | None = None,
+                 releases_dir: Path | None = None) -> ReportResult:
+    """Write the PDF for the knowledge base at ``kb_path`` and its release record (by default in
+    ``releases/`` next to the knowledge base, i.e. ``DATA/releases``); returns path, pages, record.
+    ``threshold`` and ``rounding_base`` override the parameters the knowledge base was built with."""
     kb_path, reports_dir = Path(kb_path), Path(reports_dir)
+    releases_dir = Path(releases_dir) if releases_dir else kb_path.parent / "releases"
     con = duckdb.connect(str(kb_path), read_only=True)
     try:
-        if threshold is None:
-            threshold = int(con.sql("SELECT suppression_threshold FROM kb.parameters").fetchall()[0][0])
-        as_of = con.sql("SELECT as_of FROM kb.build_info").fetchall()[0][0]
+        params = {k: float(v) if isinstance(v, Decimal) else v
+                  for k, v in _row(con, "SELECT * FROM kb.parameters").items()}
+        rules = Rules(int(params["suppression_threshold"] if threshold is None else threshold),
+                      int(params.get("rounding_base", 5) if rounding_base is None else rounding_base),
+                      bool(params.get("midpoint_rounding", 0)))
+        info = _row(con, "SELECT as_of, built_at, key_fingerprint, pipeline_version FROM kb.build_info")
+        as_of = info["as_of"]
         reports_dir.mkdir(parents=True, exist_ok=True)
-        path = reports_dir / f"ohjausryhmaraportti_{as_of.isoformat() if as_of else 'ei-tilannepaivaa'}.pdf"
+        path = reports_dir / f"{OUTPUT}_{as_of.isoformat() if as_of else 'ei-tilannepaivaa'}.pdf"
         tmp = path.with_suffix(".pdf.tmp")
+        previous = release_log.previous_release(releases_dir, OUTPUT)
         plt.rcParams.update({"font.family": "DejaVu Sans", "axes.titlesize": 9})
         with PdfPages(tmp, metadata={"Title": "Työkykyohjelma – ohjausryhmän raportti", "Author": "tyokyky",
                                      "Subject": f"Tilanne {fmt.date(as_of)}"}) as pdf:
-            report = Report(con, pdf, Suppressor(threshold))
+            report = Report(con, pdf, Disclosure(rules), previous)
             for page in (report.cover, report.summary, report.ttk_process, report.pathways, report.employment,
                          report.capacity, report.savings, report.effects, report.data_quality, report.methods):
                 page()
             pages = report.pages
+        # logged before it is published: no report leaves without its record
+        published = path.relative_to(releases_dir.parent) if path.is_relative_to(releases_dir.parent) else path
+        record = release_log.record(releases_dir, published, tmp, OUTPUT, info, params, report.sup, report.flags,
+                                    previous)
         tmp.replace(path)
     finally:
         con.close()
-    return ReportResult(path, pages)
+    return ReportResult(path, pages, record, len(report.flags))

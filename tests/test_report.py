@@ -1,10 +1,10 @@
-"""The steering-group PDF: built through Dagster, Finnish, small cells suppressed."""
+"""The steering-group PDF: built through Dagster, Finnish, small cells suppressed, counts rounded."""
 import re
 
 from pypdf import PdfReader
 
+from reports.disclosure import Disclosure, Rules
 from reports.steering import build_report
-from reports.suppression import Suppressor
 from tests import handmade
 from tests.conftest import build, kb, rows
 from tests.landing_writer import Landing
@@ -30,8 +30,9 @@ def test_report_from_demo_data(demo_build):
     eo12 = rows(con, "SELECT * FROM ind.employment_outcomes WHERE window_months = 12")[0]
     con.close()
     assert "31.12.2022" in text[0] and info["key_fingerprint"][:12] in text[0]
-    assert f"{info['programme_clients']:,}".replace(",", " ") in text[1]
-    shown = Suppressor(5).share(eo12["employed_open_market"], eo12["clients"])
+    clients = Rules(5, 5).round(info["programme_clients"])  # rounded to the nearest 5
+    assert f"Ohjelman asiakkaat\n{clients:,}\n".replace(",", " ") in text[1]
+    shown = Disclosure().share(eo12["employed_open_market"], eo12["clients"], "share")
     assert f"Avoimilla työmarkkinoilla 12 kk\n{shown}\n" in text[1]
     assert re.search(r"\d+,\d %", text[1])  # some shares are large enough to be shown
     assert "1 230 460 €" in text[1] and "1 230 460 €" in text[6]
@@ -85,7 +86,7 @@ def test_impact_page_from_the_impact_sample(impact_build):
     o12 = est["employed_open_market_12m"]
     shown = f"+{o12['att'] * 100:.1f}".replace(".", ",") + " %-yks."
     assert shown in summary_page and shown in impact_page
-    assert "Avoimessa työssä 12 kk kohdalla" in impact_page and "Verrattuja TTK:n aloittaneita 69" in impact_page
+    assert "Avoimessa työssä 12 kk kohdalla" in impact_page and "Verrattuja TTK:n aloittaneita 70" in impact_page
     assert "ilman\nverrokkia jäi <5" in impact_page or "verrokkia jäi <5" in impact_page.replace("\n", " ")
 
 
@@ -93,6 +94,8 @@ def test_threshold_from_parameters(tmp_path, key_file):
     Landing_root = tmp_path / "landing"
     handmade.write(Landing(Landing_root))
     build(Landing_root, tmp_path / "data", key_file)
-    path = build_report(tmp_path / "data" / "tyokyky.duckdb", tmp_path / "r", threshold=2)
-    text = pages(path.path)[1]
+    kb_path = tmp_path / "data" / "tyokyky.duckdb"
+    text = pages(build_report(kb_path, tmp_path / "r", threshold=2, rounding_base=0).path)[1]
     assert "<2" not in text and re.search(r"\b3\b", text)  # with threshold 2, three persons may be shown
+    text = pages(build_report(kb_path, tmp_path / "r", threshold=2).path)[1]
+    assert "<2" not in text and not re.search(r"\b3\b", text) and re.search(r"\b5\b", text)  # 3 rounded to 5

@@ -107,3 +107,23 @@ def test_a_full_disk_is_not_retried(resource, monkeypatch):
                              raise_on_error=False)
     assert not result.success and len(calls) == 1
 
+
+
+def test_run_names_the_error_after_the_retries(tmp_path, monkeypatch):
+    """`tyokyky run` retries an I/O error, then says what it was, not only that retries ran out."""
+    from pseudonymize import generate_secret_file
+    from tests.conftest import build
+    from tests.landing_writer import Landing, hetu
+    from tyokyky.run import BuildStopped
+
+    landing = Landing(tmp_path / "landing")
+    landing.csv("te", "2022-12", [[hetu(1, 1, 1980, 123), "186", "01", "2020-01-01", "", "Järvenpää"]])
+    key = generate_secret_file(tmp_path / "k.key")
+
+    def broken_disk(*args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(knowledge_base, "build", broken_disk)
+    with pytest.raises(BuildStopped, match=r"^running knowledge_base, indicators, steering_report failed 4 times: "
+                                           r"OSError: \[Errno 5\] Input/output error$"):
+        build(tmp_path / "landing", tmp_path / "data", key)

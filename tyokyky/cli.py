@@ -150,11 +150,19 @@ def cmd_serve(args) -> int:
 def cmd_bench(args) -> int:
     """The benchmark is a script of its own that drives this command line's build; it runs in
     its own process, so the command line never imports it."""
+    import os
     import subprocess
 
     argv = [sys.executable, "-m", "benchmarks.bench", "--persons", *map(str, args.persons), "--work", args.work]
     argv += ["--keep"] * args.keep + ["--pm4py"] * args.pm4py
-    return subprocess.call(argv)
+    return subprocess.call(argv, env={**os.environ, "PYTHONWARNINGS": "ignore"})  # Dagster's beta notices
+
+
+def add_locations(p: argparse.ArgumentParser) -> None:
+    """--landing, --data, --key-file: the same settings, and environment variables, for every build command."""
+    p.add_argument("--landing", help="landing zone (env TYOKYKY_LANDING; default DATA/landing)")
+    p.add_argument("--data", help="data directory (env TYOKYKY_DATA; default ./data)")
+    p.add_argument("--key-file", help="pseudonymisation key (env TYOKYKY_KEY_FILE)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -172,9 +180,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_synth)
 
     r = sub.add_parser("run", help="materialise every asset through Dagster")
-    r.add_argument("--landing", help="landing zone (env TYOKYKY_LANDING; default DATA/landing)")
-    r.add_argument("--data", help="data directory (env TYOKYKY_DATA; default ./data)")
-    r.add_argument("--key-file", help="pseudonymisation key (env TYOKYKY_KEY_FILE)")
+    add_locations(r)
     r.add_argument("--parameters", help="scenario parameters YAML (env TYOKYKY_PARAMETERS)")
     r.set_defaults(func=cmd_run)
 
@@ -193,9 +199,7 @@ def parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_query)
 
     v = sub.add_parser("serve", help="production mode: PostgreSQL, dagster-daemon and the webserver until Ctrl-C")
-    v.add_argument("--data", help="data directory (env TYOKYKY_DATA; default ./data)")
-    v.add_argument("--landing", help="landing zone (env TYOKYKY_LANDING; default DATA/landing)")
-    v.add_argument("--key-file", help="pseudonymisation key (env TYOKYKY_KEY_FILE)")
+    add_locations(v)
     v.add_argument("--port", type=int, default=3000, help="webserver port on 127.0.0.1 (default 3000)")
     v.add_argument("--stop", action="store_true", help="stop the serve of this data directory and wait until it is gone")
     v.set_defaults(func=cmd_serve)

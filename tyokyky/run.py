@@ -12,12 +12,21 @@ from __future__ import annotations
 import errno
 import logging
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import yaml
-from dagster import AssetKey, DagsterExecutionStepExecutionError, DagsterInstance, Failure, materialize
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterExecutionStepExecutionError,
+    DagsterInstance,
+    Failure,
+    RunsFilter,
+    materialize,
+)
 
 from assets.automation import add_missing_partitions, periods_to_stage
 from assets.checks import PARTNER_CHECKS
@@ -36,6 +45,7 @@ from pseudonymize import KeyFileError, load_key_file
 from pseudonymize.redact import redact
 from schemas import load_contracts
 
+ATTEMPT_TAG = "tyokyky/attempt"  # finds this call's run in the instance
 PROJECT_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
 ALL_ASSETS = [*PARTNER_ASSETS, knowledge_base_and_indicators, steering_report]
 # The command line prints its own one-line summary; every event stays in Dagster's event log.
@@ -105,14 +115,37 @@ def instance_for(settings: Settings) -> DagsterInstance:
 
 
 def _materialize(selection, resource, instance, **kwargs):
-    tags = {PROCESS_TAG: process_token(), **kwargs.pop("tags", {})}
+    attempt = uuid.uuid4().hex
+    tags = {PROCESS_TAG: process_token(), ATTEMPT_TAG: attempt, **kwargs.pop("tags", {})}
+    what = "running " + ", ".join(k.to_user_string() for k in selection)
     try:
         return materialize([*ALL_ASSETS, *PARTNER_CHECKS], selection=selection, resources={"tyokyky": resource},
                            instance=instance, run_config=QUIET, tags=tags, **kwargs)
     except DagsterExecutionStepExecutionError as e:
         raise BuildStopped(step_error_line(e.user_exception, f"running step {e.step_key}")) from None
     except Exception as e:  # raised as is by in-process execution
-        raise BuildStopped(step_error_line(e, "running " + ", ".join(k.to_user_string() for k in selection))) from None
+        if type(e).__name__ == "DagsterMaxRetriesExceededError":  # retried, and failed each time: say why
+            raise BuildStopped(last_step_failure(instance, attempt, what) or step_error_line(e, what)) from None
+        raise BuildStopped(step_error_line(e, what)) from None
+
+
+def last_step_failure(instance: DagsterInstance, attempt: str, what: str) -> str | None:
+    """The error of the last failed step of our run, from Dagster's event log (the exception that
+    ends a run whose retries are used up names only the retry limit)."""
+    runs = instance.get_runs(RunsFilter(tags={ATTEMPT_TAG: attempt}), limit=1)
+    if not runs:
+        return None
+    failures = instance.all_logs(runs[0].run_id, of_type=DagsterEventType.STEP_FAILURE)
+    if not failures:
+        return None
+    retries = instance.all_logs(runs[0].run_id, of_type=DagsterEventType.STEP_UP_FOR_RETRY)
+    error = failures[-1].dagster_event.event_specific_data.error
+    while error is not None and error.cause is not None:  # to the user's own exception
+        error = error.cause
+    if error is None:
+        return None
+    message = (error.message or error.cls_name).strip().splitlines()[0]
+    return redact(f"{what} failed {1 + len(retries)} times: {message}")[:500]
 
 
 def step_error_line(e: BaseException, what: str) -> str:
