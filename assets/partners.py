@@ -24,9 +24,9 @@ from assets.resources import TyokykyResource
 from assets.run_policy import FILE_SYSTEM_RETRY, no_retry_on_bad_data
 from pipelines import landing, staging
 from pipelines.data_lock import step_lock
+from pipelines.limits import THREADS
 from schemas import Contract, load_contracts
 
-STAGING_WORKERS = 2  # the machine's cores
 #: Deliveries stage side by side only while their files add up to at most this many bytes:
 #: a backlog-sized delivery (an initial load) stages alone, so memory stays within budget.
 PARALLEL_BYTES = 64 * 2**20
@@ -79,7 +79,7 @@ def stage_periods(resource: TyokykyResource, contract: Contract, periods: list, 
                 "rows_read": attempt.rows_read, "rows_loaded": attempt.rows_loaded,
                 "rows_quarantined": attempt.rows_quarantined, "reason": attempt.reason}
 
-    with ThreadPoolExecutor(max_workers=STAGING_WORKERS) as pool:
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
         out = list(pool.map(one, periods))
     for summary in out:  # one event per delivery would cost ~10 ms each in Dagster's storage
         if log and summary["status"] == "rejected":

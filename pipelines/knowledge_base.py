@@ -24,7 +24,8 @@ import duckdb
 import yaml
 
 from pipelines import timing
-from pipelines.staging import MEMORY_LIMIT, PIPELINE_VERSION
+from pipelines.limits import duckdb_config
+from pipelines.staging import PIPELINE_VERSION
 from schemas.casting import lit, q, staging_columns
 from schemas.contract import Contract
 
@@ -179,6 +180,17 @@ def _current_versions(con, contract: Contract, files: list[Path], staging: Path,
     return cache, signature
 
 
+def contract_views_answer(con: duckdb.DuckDBPyConnection) -> dict[str, int | None]:
+    """Rows of every view of the evaluators' contract; None where a view does not answer."""
+    answers: dict[str, int | None] = {}
+    for view in REQUIRED_VIEWS:
+        try:
+            answers[view] = con.sql(f"SELECT count(*) FROM ind.{view}").fetchall()[0][0]
+        except duckdb.Error:
+            answers[view] = None
+    return answers
+
+
 def _stage_of(name: str) -> str:
     """The benchmark's stage of an ind object: the impact comparison is timed on its own."""
     return "impact" if name.startswith("impact_") else "ind"
@@ -273,7 +285,7 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
             by_partner[d["partner"]].append(d)
 
     # --- consent (the latest loaded snapshot alone is the truth), erasure, who is held back
-    work = duckdb.connect(config={"threads": 2, "memory_limit": MEMORY_LIMIT})
+    work = duckdb.connect(config=duckdb_config())
     try:
         consent_partner = next((p for p, c in contracts.items() if c.consent), None)
         snapshots = [d for d in by_partner.get(consent_partner, []) if _rows_file(d)]
@@ -320,7 +332,7 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
         leftover.unlink(missing_ok=True)
     if carried:
         shutil.copyfile(target, building)
-    con = duckdb.connect(str(building), config={"threads": 2, "memory_limit": MEMORY_LIMIT})
+    con = duckdb.connect(str(building), config=duckdb_config())
     try:
         con.register("held_back_rows", held_back)
         con.execute("CREATE TEMP TABLE excluded AS SELECT pseudonym FROM held_back_rows")

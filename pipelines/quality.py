@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from pipelines.limits import THREADS
 from schemas.casting import lit
 from schemas.contract import Contract
 
@@ -42,7 +43,7 @@ def load_staged(staging: Path, partner: str, periods: list[str], sample_rows: in
         return pd.DataFrame(), 0
     listed = ", ".join(lit(str(f)) for f in files)
     with duckdb.connect() as con:
-        con.execute("SET threads = 2")
+        con.execute(f"SET threads = {THREADS}")
         total = con.sql(f"SELECT count(*) FROM read_parquet([{listed}])").fetchall()[0][0]
         sample = f"USING SAMPLE reservoir({sample_rows} ROWS) REPEATABLE (42)" if total > sample_rows else ""
         frame = con.sql(f"SELECT * FROM read_parquet([{listed}], union_by_name = true) {sample}").df()

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from pipelines import timing
 from pipelines.landing import Delivery
+from pipelines.limits import duckdb_config
 from pseudonymize import PseudonymKey, pseudonymize_column
 from pseudonymize.redact import MARKER, PATTERN, redact
 from schemas.casting import validate_chunk, write_loaded
@@ -39,7 +40,6 @@ from schemas.readers import DeliveryRejected, read_delivery
 QUARANTINE_SCHEMA = pa.schema([("partner", pa.string()), ("period", pa.string()), ("file", pa.string()),
                                ("line", pa.int64()), ("reason", pa.string())])
 PIPELINE_VERSION = "1"
-MEMORY_LIMIT = "1536MB"  # DuckDB spills beyond this: national builds stay within a 4 GB budget
 CHUNK_ROWS = 1_000_000   # rows pseudonymised and checked at a time  # bump when staging output changes shape: every delivery is re-staged
 
 
@@ -106,8 +106,7 @@ def needs_staging(staging: Path, delivery: Delivery, contract: Contract, key: Ps
 @cache
 def _connection() -> duckdb.DuckDBPyConnection:
     """One in-memory DuckDB for all staging in this process (a new one costs ~13 ms)."""
-    con = duckdb.connect(config={"threads": 2, "memory_limit": MEMORY_LIMIT,
-                                 "temp_directory": str(Path(tempfile.gettempdir()) / "tyokyky-duckdb")})
+    con = duckdb.connect(config=duckdb_config(temp_directory=str(Path(tempfile.gettempdir()) / "tyokyky-duckdb")))
     return con
 
 

@@ -88,3 +88,22 @@ def test_matching_check_passes_on_the_sample(impact_build):
     meta = evaluation.metadata
     assert (meta["matched_treated"].value, meta["unmatched_treated"].value) == (69, 1)
     assert "| prior_municipal_cost_eur |" in meta["balance"].value
+
+
+def test_contract_views_check_counts_every_view(impact_build):
+    evaluation = latest_check(impact_build["data"], "contract_views_answer")
+    assert evaluation.passed
+    assert evaluation.metadata["rows_impact_estimates"].value == 4
+    assert evaluation.metadata["rows_impact_event_study"].value == 25
+
+
+def test_contract_views_check_fails_on_a_missing_view():
+    import duckdb
+
+    from pipelines.knowledge_base import REQUIRED_VIEWS, contract_views_answer
+
+    with duckdb.connect() as con:
+        con.execute("CREATE SCHEMA ind; CREATE VIEW ind.employment_outcomes AS SELECT 1 AS x")
+        answers = contract_views_answer(con)
+    assert answers["employment_outcomes"] == 1
+    assert [v for v, n in answers.items() if n is None] == [v for v in REQUIRED_VIEWS if v != "employment_outcomes"]
