@@ -1,69 +1,79 @@
-"""What is new in the landing zone, as Dagster run requests (shared by sensor and schedule)."""
+"""The one run that stages what is new in the landing zone and rebuilds.
+
+The command line, the sensor and the schedule ask for the same thing: the ``build`` job over
+the range of delivery periods with a new or changed delivery, for the partners that have one
+(each stages only what changed in that range; unchanged periods are skipped by content hash),
+followed in the same run by knowledge base, indicators and report. When nothing is to be
+staged, the command line rebuilds alone; the sensor and the schedule skip.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from hashlib import sha256
 
 from dagster import AssetKey, RunRequest
 
-from pipelines import landing, staging
+from assets.names import IND_KEY, KB_KEY, PERIODS, RANGE_END_TAG, RANGE_START_TAG, REPORT_KEY, STEP_TAG, staging_key
+from pipelines import staging
 from pipelines.settings import Settings
-from schemas import load_contracts
+from schemas.contract import Contract
 
-REPORT_KEY = AssetKey("steering_report")
+REBUILD = [KB_KEY, IND_KEY, REPORT_KEY]
 
 
 @dataclass
-class Pending:
-    new_partitions: dict[str, list[str]]   # dynamic partitions definition name -> keys to add
-    stage_requests: list[RunRequest]
-    changed: list[str]                     # "partner/period" of every new or changed delivery
+class Plan:
+    """What one build run does: which partners' periods it stages."""
+
+    changed: dict[str, list[str]] = field(default_factory=dict)   # partner -> periods, new or changed
+    new_periods: list[str] = field(default_factory=list)         # periods the instance does not know yet
+    versions: list[str] = field(default_factory=list)            # partner/period/content of each change
+
+    @property
+    def periods(self) -> set[str]:
+        return {p for periods in self.changed.values() for p in periods}
+
+    def selection(self) -> list[AssetKey]:
+        return [staging_key(p) for p in sorted(self.changed)] + REBUILD
+
+    def tags(self, known: list[str]) -> dict[str, str]:
+        """The run's tags: the partition range (in the instance's order of ``known`` periods)
+        spanning every changed period, and the tag the run queue limits."""
+        tags = {STEP_TAG: "build"}
+        if self.changed:
+            order = {p: i for i, p in enumerate(known)}
+            periods = sorted(self.periods, key=order.__getitem__)
+            tags.update({RANGE_START_TAG: periods[0], RANGE_END_TAG: periods[-1]})
+        return tags
 
 
-def existing_partitions(instance) -> dict[str, set[str]]:
-    """The delivery periods each partner's dynamic partitions already hold."""
-    return {f"{p}_deliveries": set(instance.get_dynamic_partitions(f"{p}_deliveries")) for p in load_contracts()}
-
-
-def missing_partitions(deliveries: list, existing: dict[str, set[str]]) -> dict[str, list[str]]:
-    """Dynamic partitions to add for the deliveries: partitions definition name -> periods."""
-    missing: dict[str, list[str]] = {}
-    for d in deliveries:
-        name = f"{d.partner}_deliveries"
-        if d.period not in existing.get(name, set()) and d.period not in missing.get(name, []):
-            missing.setdefault(name, []).append(d.period)
-    return {name: sorted(periods) for name, periods in missing.items()}
-
-
-def add_missing_partitions(instance, deliveries: list) -> None:
-    for name, periods in missing_partitions(deliveries, existing_partitions(instance)).items():
-        instance.add_dynamic_partitions(name, periods)
-
-
-def periods_to_stage(settings: Settings, deliveries: list, contracts: dict, key) -> dict[str, list[str]]:
-    """Per partner, the periods whose delivery is new or changed (content, contract or key)."""
-    todo: dict[str, list[str]] = {}
+def plan(settings: Settings, deliveries: list, contracts: dict[str, Contract], known: set[str], key=None) -> Plan:
+    """The plan for the deliveries now in the landing zone. ``key`` None (the sensor, the
+    schedule) compares content and contract only; the command line also sees a new key."""
+    out = Plan()
     for d in deliveries:
         if staging.needs_staging(settings.staging, d, contracts[d.partner], key):
-            todo.setdefault(d.partner, []).append(d.period)
-    return todo
+            out.changed.setdefault(d.partner, []).append(d.period)
+            out.versions.append(f"{d.partner}/{d.period}/{d.content_sha256}")
+    out.new_periods = sorted({d.period for d in deliveries} - set(known))
+    return out
 
 
-def pending(settings: Settings, existing: dict[str, set[str]]) -> Pending:
-    """New or changed deliveries (by content hash against the last attempt), without the key."""
-    contracts = load_contracts()
-    deliveries, _ = landing.scan(settings.landing, contracts, settings.landing_hashes)
-    requests, changed = [], []
-    for d in deliveries:
-        last = staging.read_state(settings.staging, d.partner, d.period)["last_attempt"]
-        if last and last["content_sha256"] == d.content_sha256 and last["file"] == d.file_name:
-            continue
-        changed.append(f"{d.partner}/{d.period}")
-        requests.append(RunRequest(
-            run_key=f"{d.partner}/{d.period}/{d.content_sha256[:16]}", job_name=f"stage_{d.partner}",
-            partition_key=d.period, tags={"tyokyky/partner": d.partner, "tyokyky/period": d.period}))
-    return Pending(missing_partitions(deliveries, existing), requests, changed)
+def known_periods(instance) -> list[str]:
+    """The delivery periods the instance knows, in its order (the order of partition ranges)."""
+    return list(instance.get_dynamic_partitions(PERIODS.name))
 
 
-def build_request(run_key: str | None) -> RunRequest:
-    """Rebuild knowledge base, indicators and report (queued after the staging runs)."""
-    return RunRequest(run_key=run_key, job_name="build_knowledge_base", tags={"tyokyky/step": "build"})
+def add_new_periods(instance, p: Plan) -> list[str]:
+    """Add the plan's new periods to the instance; return every known period in order."""
+    if p.new_periods:
+        instance.add_dynamic_partitions(PERIODS.name, p.new_periods)
+    return known_periods(instance)
+
+
+def run_request(p: Plan, known: list[str]) -> RunRequest:
+    """The plan as a run request of the ``build`` job; ``known`` are the periods in the
+    instance's order once the plan's new periods are added. The run key names the delivery
+    versions, so a delivery sent again with other content is a new run."""
+    digest = sha256("|".join(sorted(p.versions)).encode()).hexdigest()[:16]
+    return RunRequest(run_key=f"build/{digest}", asset_selection=p.selection(), tags=p.tags(known))

@@ -1,51 +1,34 @@
-"""Dagster asset checks per partner, generated from the contracts (GX inside)."""
+"""Each partner's checks, computed from the contracts (GX inside) on the periods staged in a run."""
 
 import json
+from pathlib import Path
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity, asset_check
+from dagster import AssetCheckResult, AssetCheckSeverity
 
-from assets.partners import partitions_for, partner_key
-from assets.resources import TyokykyResource
-from pipelines import quality
-from schemas import Contract, load_contracts
-
-
-def _periods(context: AssetCheckExecutionContext) -> list[str]:
-    return list(context.partition_keys) if context.has_partition_key_range or context.has_partition_key else []
+from assets.names import CONTRACT_CHECK, WARNINGS_CHECK, staging_key
+from pipelines import quality, staging
+from schemas import Contract
 
 
-def contract_check(contract: Contract) -> AssetChecksDefinition:
-    @asset_check(asset=partner_key(contract.partner), name="contract", blocking=True,
-                 partitions_def=partitions_for(contract.partner),
-                 description=f"GX: staged {contract.partner} rows keep the contract (blocking).")
-    def _check(context: AssetCheckExecutionContext, tyokyky: TyokykyResource) -> AssetCheckResult:
-        passed, failures, checked, total = quality.check_contract(tyokyky.settings.staging, contract,
-                                                                 _periods(context))
-        return AssetCheckResult(passed=passed, severity=AssetCheckSeverity.ERROR,
-                                metadata={"rows_checked": checked, "rows_staged": total,
-                                          "failed_expectations": json.dumps(failures)})
-    return _check
+def contract_result(staging_dir: Path, contract: Contract, periods: list[str]) -> AssetCheckResult:
+    """Blocking: the staged rows of ``periods`` keep the contract (GX on a repeatable sample)."""
+    passed, failures, checked, total = quality.check_contract(staging_dir, contract, periods)
+    return AssetCheckResult(asset_key=staging_key(contract.partner), check_name=CONTRACT_CHECK, passed=passed,
+                            severity=AssetCheckSeverity.ERROR,
+                            metadata={"periods_checked": len(periods), "rows_checked": checked, "rows_staged": total,
+                                      "failed_expectations": json.dumps(failures)})
 
 
-def warning_check(contract: Contract) -> AssetChecksDefinition:
-    @asset_check(asset=partner_key(contract.partner), name="quality_warnings", blocking=False,
-                 partitions_def=partitions_for(contract.partner),
-                 description=f"Softer {contract.partner} findings: overlaps, quarantine share, birth years.")
-    def _check(context: AssetCheckExecutionContext, tyokyky: TyokykyResource) -> AssetCheckResult:
-        staging = tyokyky.settings.staging
-        periods = _periods(context)
-        found = quality.warnings(contract, staging, periods)
-        high_quarantine = []
-        for p in periods:
-            state = json.loads((staging / contract.partner / p / "delivery.json").read_text()) \
-                if (staging / contract.partner / p / "delivery.json").exists() else {}
-            last = state.get("last_attempt") or {}
-            if last.get("rows_read") and last["rows_quarantined"] / last["rows_read"] > quality.QUARANTINE_WARN_SHARE:
-                high_quarantine.append(p)
-        found["periods_with_high_quarantine_share"] = len(high_quarantine)
-        return AssetCheckResult(passed=not any(found.values()), severity=AssetCheckSeverity.WARN,
-                                metadata={**found, "high_quarantine_periods": ", ".join(high_quarantine)})
-    return _check
-
-
-PARTNER_CHECKS = [f(c) for c in load_contracts().values() for f in (contract_check, warning_check)]
+def warnings_result(staging_dir: Path, contract: Contract, periods: list[str]) -> AssetCheckResult:
+    """Warning: overlaps, implausible birth years and a high quarantine share in ``periods``."""
+    found = quality.warnings(contract, staging_dir, periods)
+    high_quarantine = []
+    for p in periods:
+        last = staging.read_state(staging_dir, contract.partner, p)["last_attempt"] or {}
+        if last.get("rows_read") and last["rows_quarantined"] / last["rows_read"] > quality.QUARANTINE_WARN_SHARE:
+            high_quarantine.append(p)
+    found["periods_with_high_quarantine_share"] = len(high_quarantine)
+    return AssetCheckResult(asset_key=staging_key(contract.partner), check_name=WARNINGS_CHECK,
+                            passed=not any(found.values()), severity=AssetCheckSeverity.WARN,
+                            metadata={**found, "periods_checked": len(periods),
+                                      "high_quarantine_periods": ", ".join(high_quarantine)})

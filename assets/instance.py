@@ -1,14 +1,11 @@
 """The production Dagster instance (``tyokyky serve``): PostgreSQL storage, run queue, retries.
 
 ``tyokyky run`` and ``make demo`` keep the project's ``dagster.yaml`` (SQLite, no server).
-``serve`` writes this configuration into the instance home instead; the run queue is
-expressed with the tags every job carries (:data:`STEP_TAG`, :data:`PARTNER_TAG`):
-
-* one knowledge-base build at a time (DuckDB has one writer);
-* staging of different partners side by side, up to ``TYOKYKY_STAGING_RUNS`` (default 2,
-  the machine's cores), never two runs of the same partner (they write the same folder);
-* one run slot more than the staging limit, so a build waiting for staging to finish
-  never holds up the staging it waits for.
+``serve`` writes this configuration into the instance home instead. The run queue runs one
+run at a time: every run writes the one data directory (staging folders, the DuckDB file with
+its single writer), and one run already stages every partner side by side on the machine's
+cores (pipelines/batch.py). The ``build`` job's tag (:data:`STEP_TAG`) is limited to one as well,
+so the limit holds if the run limit is raised for other jobs.
 """
 from __future__ import annotations
 
@@ -19,26 +16,14 @@ from pathlib import Path
 import yaml
 from dagster import DagsterInstance
 
-from assets.run_policy import PARTNER_TAG, STEP_TAG
+from assets.names import STEP_TAG
 from pipelines import postgres
 
-STAGING_RUNS_ENV = "TYOKYKY_STAGING_RUNS"
-DEFAULT_STAGING_RUNS = 2
 RUN_RETRIES = 2
 MARKER = "# written by tyokyky serve"
 
 
-def staging_runs() -> int:
-    raw = os.environ.get(STAGING_RUNS_ENV, "")
-    if not raw:
-        return DEFAULT_STAGING_RUNS
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{STAGING_RUNS_ENV}={raw!r} is not a positive whole number: "
-                         f"set it to how many partners may stage at once (default {DEFAULT_STAGING_RUNS})")
-    return int(raw)
-
-
-def production_config(postgres_url: str | None, staging: int) -> dict:
+def production_config(postgres_url: str | None) -> dict:
     """Instance settings; ``postgres_url`` None means: read TYOKYKY_PG_URL at load time
     (so a password never lands in the file)."""
     url = postgres_url if postgres_url else {"env": "TYOKYKY_PG_URL"}
@@ -48,12 +33,8 @@ def production_config(postgres_url: str | None, staging: int) -> dict:
         # the default run coordinator is the queued one: these are its limits
         "concurrency": {
             "runs": {
-                "max_concurrent_runs": staging + 1,
-                "tag_concurrency_limits": [
-                    {"key": STEP_TAG, "value": "build", "limit": 1},
-                    {"key": STEP_TAG, "value": "stage", "limit": staging},
-                    {"key": PARTNER_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
-                ],
+                "max_concurrent_runs": 1,
+                "tag_concurrency_limits": [{"key": STEP_TAG, "value": "build", "limit": 1}],
             },
             # the knowledge-base step's pool "duckdb_writer": one slot
             "pools": {"default_limit": 1},
@@ -65,13 +46,13 @@ def production_config(postgres_url: str | None, staging: int) -> dict:
     }
 
 
-def write_production_config(home: Path, postgres_url: str | None, staging: int) -> Path:
+def write_production_config(home: Path, postgres_url: str | None) -> Path:
     """Write DAGSTER_HOME/dagster.yaml for serve; a file serve did not write is kept beside it."""
     home.mkdir(parents=True, exist_ok=True)
     path = home / "dagster.yaml"
     if path.exists() and not path.read_text().startswith(MARKER):
         path.replace(home / "dagster.yaml.before-serve")
-    body = yaml.safe_dump(production_config(postgres_url, staging), sort_keys=False)
+    body = yaml.safe_dump(production_config(postgres_url), sort_keys=False)
     tmp = home / "dagster.yaml.new"
     tmp.write_text(f"{MARKER}: PostgreSQL storage, run queue, retries (docs/operations.md)\n{body}")
     tmp.replace(path)

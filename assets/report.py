@@ -1,15 +1,15 @@
 """The steering-group PDF report as a Dagster asset (downstream of the indicators)."""
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from assets.names import IND_KEY, REPORT_KEY
 from assets.resources import TyokykyResource
 from assets.run_policy import FILE_SYSTEM_RETRY, no_retry_on_bad_data
-from assets.warehouse import IND_KEY
 from pipelines import timing
 from pipelines.data_lock import step_lock
 
 
-@asset(key=AssetKey("steering_report"), deps=[IND_KEY], group_name="reports", kinds={"pdf"},
+@asset(key=REPORT_KEY, deps=[IND_KEY], group_name="reports", kinds={"pdf"},
        description="Finnish steering-group report (PDF), small cells suppressed, counts rounded, "
                    "recorded in the release log.", retry_policy=FILE_SYSTEM_RETRY)
 def steering_report(context: AssetExecutionContext, tyokyky: TyokykyResource) -> MaterializeResult:

@@ -1,8 +1,6 @@
 """The one resource every asset uses: paths and the key file (never the key itself)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from dagster import ConfigurableResource
 
 from pipelines.settings import Settings
@@ -11,10 +9,14 @@ from schemas import Contract, load_contracts
 
 
 class TyokykyResource(ConfigurableResource):
-    """Paths of one deployment. Config shows paths only; the key is loaded when needed."""
+    """Paths of one deployment. Config shows paths only; the key is loaded when needed.
 
-    landing: str
-    data: str
+    A path left empty is read from the environment when the run starts (TYOKYKY_LANDING,
+    TYOKYKY_DATA, TYOKYKY_KEY_FILE, TYOKYKY_PARAMETERS, as for the command line), not when
+    the code location loads: the daemon's and the webserver's runs see the same settings."""
+
+    landing: str = ""
+    data: str = ""
     key_file: str = ""
     parameters_file: str = ""
 
@@ -25,11 +27,11 @@ class TyokykyResource(ConfigurableResource):
 
     @property
     def settings(self) -> Settings:
-        return Settings(Path(self.landing), Path(self.data), Path(self.key_file) if self.key_file else None,
-                        Path(self.parameters_file) if self.parameters_file else None)
+        return Settings.resolve(self.landing or None, self.data or None, self.key_file or None,
+                                self.parameters_file or None)
 
     def key(self) -> PseudonymKey:
-        return load_key_file(self.key_file or None)
+        return load_key_file(self.settings.key_file)
 
     def contracts(self) -> dict[str, Contract]:
         return load_contracts()

@@ -6,42 +6,38 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
     AssetSpec,
     MaterializeResult,
     MetadataValue,
     multi_asset,
 )
 
-from assets.partners import PARTNER_ASSETS
+from assets.names import IMPACT_CHECK, IND_KEY, KB_KEY, VIEWS_CHECK, WRITER_POOL, staging_key
+from assets.partners import CONTRACTS
 from assets.resources import TyokykyResource
-from assets.run_policy import FILE_SYSTEM_RETRY, no_retry_on_bad_data, wait_for_staging
+from assets.run_policy import FILE_SYSTEM_RETRY, no_retry_on_bad_data
 from pipelines import knowledge_base, landing, timing
 from pipelines.data_lock import step_lock
 from pipelines.impact import SMD_LIMIT, UNMATCHED_LIMIT, matching_quality
 
-KB_KEY = AssetKey("knowledge_base")
-IND_KEY = AssetKey("indicators")
-
 
 @multi_asset(
     specs=[
-        AssetSpec(KB_KEY, deps=[a.key for a in PARTNER_ASSETS], group_name="knowledge_base", kinds={"duckdb"},
+        AssetSpec(KB_KEY, deps=[staging_key(p) for p in CONTRACTS], group_name="knowledge_base", kinds={"duckdb"},
                   description="DuckDB schema kb: latest record versions, consent applied (spec/knowledge-base.md)."),
         AssetSpec(IND_KEY, deps=[KB_KEY], group_name="knowledge_base", kinds={"duckdb", "sql"},
                   description="DuckDB schema ind: one SQL view per indicator (pipelines/sql/ind/)."),
     ],
-    check_specs=[AssetCheckSpec("contract_views_answer", asset=IND_KEY, blocking=True,
+    check_specs=[AssetCheckSpec(VIEWS_CHECK, asset=IND_KEY, blocking=True,
                                 description="Every indicator of the evaluators' contract exists and answers."),
-                 AssetCheckSpec("impact_matching", asset=IND_KEY,
+                 AssetCheckSpec(IMPACT_CHECK, asset=IND_KEY,
                                 description=f"Warns when the TTK impact comparison matches weakly: any |smd_after| > "
                                             f"{SMD_LIMIT} or more than {UNMATCHED_LIMIT:.0%} of treated unmatched.")],
-    pool="duckdb_writer",  # DuckDB allows one writer: builds never overlap
+    pool=WRITER_POOL,
     retry_policy=FILE_SYSTEM_RETRY,
 )
 def knowledge_base_and_indicators(context: AssetExecutionContext, tyokyky: TyokykyResource):
     """Build kb and ind into a new file and swap it in only when complete and checked."""
-    wait_for_staging(context.instance, context.run.tags)
     s = tyokyky.settings
     with no_retry_on_bad_data(), step_lock(context, s.data):
         key = tyokyky.key()
@@ -66,10 +62,10 @@ def knowledge_base_and_indicators(context: AssetExecutionContext, tyokyky: Tyoky
         answers = knowledge_base.contract_views_answer(con)  # as evaluators will open it
         with timing.stage("impact"):
             quality = matching_quality(con)
-    yield AssetCheckResult(asset_key=IND_KEY, check_name="contract_views_answer", passed=all(
+    yield AssetCheckResult(asset_key=IND_KEY, check_name=VIEWS_CHECK, passed=all(
                                n is not None for n in answers.values()), severity=AssetCheckSeverity.ERROR,
                            metadata={f"rows_{view}": -1 if n is None else n for view, n in answers.items()})
-    yield AssetCheckResult(asset_key=IND_KEY, check_name="impact_matching", passed=quality.passed,
+    yield AssetCheckResult(asset_key=IND_KEY, check_name=IMPACT_CHECK, passed=quality.passed,
                            severity=AssetCheckSeverity.WARN,
                            description="; ".join(quality.problems) or "matching balanced",
                            metadata={"matched_treated": quality.treated, "unmatched_treated": quality.unmatched,

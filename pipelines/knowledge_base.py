@@ -1,13 +1,16 @@
 """Build the DuckDB knowledge base (schemas ``kb`` and ``ind``) from staging.
 
-Order of work:
+The steps of :func:`build`, in order:
 
-1. refuse staging that mixes key fingerprints;
-2. apply the latest consent snapshot: withdrawn persons are purged from every staging
-   file first, programme clients without consent are held back;
-3. build every table and view into a *new* file, check it, and only then swap it in
-   with one rename, so evaluators never see a half-built database and a failed build
-   leaves the previous one untouched.
+1. :func:`prepare` — refuse staging that mixes key fingerprints; apply the latest consent
+   snapshot (withdrawn persons purged from every staging file first, programme clients
+   without consent held back); each partner's latest record versions;
+2. :func:`carried_tables` — which kb tables the previous build can give unchanged;
+3. a *new* file (a copy of the previous one when tables are carried forward);
+4. the kb tables (sql/kb); 5. the ledger of deliveries and quarantine; 6. build info and
+   parameters; 7. the indicators (sql/ind);
+8. :func:`check_before_swap`, and only then the swap with one rename, so evaluators never
+   see a half-built database and a failed build leaves the previous one untouched.
 """
 from __future__ import annotations
 
@@ -21,13 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import yaml
 
 from pipelines import timing
 from pipelines.limits import duckdb_config
 from pipelines.staging import PIPELINE_VERSION
 from schemas.casting import lit, q, staging_columns
-from schemas.contract import Contract
+from schemas.contract import Contract, with_role
 
 HERE = Path(__file__).parent
 KB_TABLES = ["clients", "episodes", "coaching", "status_spells", "benefits", "measurements"]
@@ -242,10 +246,19 @@ def sql_files(folder: str) -> list[Path]:
     return [files[s] for s in ordered]
 
 
-#: which partners each knowledge-base table is made from (a table whose partners are all
-#: unchanged is carried forward from the previous build instead of being made again)
-TABLE_SOURCES = {"clients": None, "episodes": {"ttk", "valmennus", "typ", "kunta"}, "coaching": {"valmennus"},
-                 "status_spells": {"te"}, "benefits": {"kela"}, "measurements": {"mittarit"}}
+STAGING_VIEW = re.compile(r"\bstg_([a-z0-9_]+)")
+
+
+def table_sources(contracts: dict[str, Contract]) -> dict[str, set[str]]:
+    """Which partners each kb table is made from: the staging views (``stg_<partner>``) its SQL
+    reads. A table whose partners are all unchanged is carried forward from the previous build."""
+    sources = {}
+    for path in sql_files("kb"):
+        found = set(STAGING_VIEW.findall(path.read_text()))
+        if unknown := found - set(contracts):
+            raise KnowledgeBaseError(f"{path.name} reads staging of unknown partner(s) {', '.join(sorted(unknown))}")
+        sources[path.stem] = found
+    return sources
 
 
 def _previous_inputs(target: Path, key_fingerprint: str, exclusion: str) -> dict[str, str] | None:
@@ -262,70 +275,107 @@ def _previous_inputs(target: Path, key_fingerprint: str, exclusion: str) -> dict
         return None
 
 
-def build(staging: Path, target: Path, contracts: dict[str, Contract], key_fingerprint: str,
-          parameters: dict | None = None, fail_before_swap: bool = False, landing_scan: tuple | None = None
-          ) -> BuildResult:
-    """Build the knowledge base from staging into ``target`` atomically.
+@dataclass
+class Prepared:
+    """What staging gives one build, after consent: each partner's latest record versions."""
 
-    ``landing_scan`` is ``(deliveries, ignored)`` of the landing zone now: it marks which
-    loaded deliveries are no longer there and lists what the landing zone holds that is
-    not a delivery (unknown when not given)."""
-    staging, target = Path(staging), Path(target)
-    parameters = parameters or load_parameters()
-    deliveries = _deliveries(staging)
+    deliveries: list[dict]
+    by_partner: dict[str, list[dict]]
+    consent_period: str | None       # the consent snapshot in force
+    held_back: pa.Table              # programme clients without consent in force (pseudonym)
+    withdrawn: int
+    purged_rows: int
+    current: dict[str, tuple[Path, str]]   # partner -> (latest versions Parquet, signature)
+    exclusion: str                   # identifies who is withdrawn or held back
+
+    @property
+    def signatures(self) -> dict[str, str]:
+        return {p: sig for p, (_, sig) in self.current.items()}
+
+
+def _refuse_other_keys(deliveries: list[dict], key_fingerprint: str) -> None:
     fingerprints = {d["loaded"]["key_fingerprint"] for d in deliveries if d.get("loaded")}
     if fingerprints - {key_fingerprint}:
         raise KnowledgeBaseError(
             "staging holds pseudonyms made under another key (fingerprint "
             f"{', '.join(sorted(f[:12] for f in fingerprints - {key_fingerprint}))}); refusing to mix keys: "
             "use the original key file or re-stage into a new data directory")
+
+
+def _consent(work, contracts: dict[str, Contract], by_partner: dict[str, list[dict]]) -> dict | None:
+    """Temp tables ``consent`` and ``withdrawn`` from the latest loaded consent snapshot (the
+    latest snapshot alone is the truth); returns that snapshot's delivery."""
+    consent_partner = next((p for p, c in contracts.items() if c.consent), None)
+    snapshots = [d for d in by_partner.get(consent_partner, []) if _rows_file(d)]
+    latest = max(snapshots, key=lambda d: d["period"]) if snapshots else None
+    if latest:
+        c = contracts[consent_partner]
+        given = c.column(c.consent["given"]).target
+        withdrawn = c.column(c.consent["withdrawn"]).target
+        work.execute(f"""
+            CREATE TEMP TABLE consent AS
+            SELECT erasure_token,
+                   arg_max(pseudonym, ({q(given)}, {q(withdrawn)} IS NOT NULL)) AS pseudonym,
+                   arg_max({q(withdrawn)} IS NOT NULL, ({q(given)}, {q(withdrawn)} IS NOT NULL)) AS is_withdrawn
+            FROM read_parquet({_path_sql(_rows_file(latest))}) GROUP BY erasure_token""")
+    else:
+        work.execute("CREATE TEMP TABLE consent (erasure_token VARCHAR, pseudonym VARCHAR, is_withdrawn BOOLEAN)")
+    work.execute("CREATE TEMP TABLE withdrawn AS SELECT erasure_token FROM consent WHERE is_withdrawn")
+    return latest
+
+
+def _held_back(work, contracts: dict[str, Contract], by_partner: dict[str, list[dict]]) -> pa.Table:
+    """Programme clients (partners with role ``programme``) without consent in force."""
+    programme_files = [f for p in with_role(contracts, "programme") for d in by_partner.get(p, [])
+                       if (f := _rows_file(d))]
+    work.execute("CREATE TEMP TABLE held_back (pseudonym VARCHAR)")
+    if programme_files:
+        work.execute(f"""
+            INSERT INTO held_back
+            SELECT DISTINCT pseudonym FROM read_parquet({_files_sql(programme_files)}, union_by_name = true)
+            WHERE pseudonym IS NOT NULL
+              AND pseudonym NOT IN (SELECT pseudonym FROM consent WHERE NOT is_withdrawn AND pseudonym IS NOT NULL)""")
+    return work.sql("SELECT pseudonym FROM held_back ORDER BY pseudonym").to_arrow_table()
+
+
+def prepare(staging: Path, contracts: dict[str, Contract], key_fingerprint: str) -> Prepared:
+    """Step 1: refuse mixed keys, apply consent (withdrawn persons purged from staging, programme
+    clients without consent held back) and find each partner's latest record versions."""
+    deliveries = _deliveries(staging)
+    _refuse_other_keys(deliveries, key_fingerprint)
     by_partner: dict[str, list[dict]] = {p: [] for p in contracts}
     for d in deliveries:
         if d["partner"] in by_partner:
             by_partner[d["partner"]].append(d)
-
-    # --- consent (the latest loaded snapshot alone is the truth), erasure, who is held back
     work = duckdb.connect(config=duckdb_config())
     try:
-        consent_partner = next((p for p, c in contracts.items() if c.consent), None)
-        snapshots = [d for d in by_partner.get(consent_partner, []) if _rows_file(d)]
-        latest = max(snapshots, key=lambda d: d["period"]) if snapshots else None
-        if latest:
-            c = contracts[consent_partner]
-            given = c.column(c.consent["given"]).target
-            withdrawn = c.column(c.consent["withdrawn"]).target
-            work.execute(f"""
-                CREATE TEMP TABLE consent AS
-                SELECT erasure_token,
-                       arg_max(pseudonym, ({q(given)}, {q(withdrawn)} IS NOT NULL)) AS pseudonym,
-                       arg_max({q(withdrawn)} IS NOT NULL, ({q(given)}, {q(withdrawn)} IS NOT NULL)) AS is_withdrawn
-                FROM read_parquet({_path_sql(_rows_file(latest))}) GROUP BY erasure_token""")
-        else:
-            work.execute("CREATE TEMP TABLE consent (erasure_token VARCHAR, pseudonym VARCHAR, is_withdrawn BOOLEAN)")
-        work.execute("CREATE TEMP TABLE withdrawn AS SELECT erasure_token FROM consent WHERE is_withdrawn")
+        latest = _consent(work, contracts, by_partner)
         digest = _token_digest(work)
         purged = _apply_erasure(work, deliveries, staging, digest)
-        programme_files = [f for p in ("ttk", "valmennus") for d in by_partner.get(p, []) if (f := _rows_file(d))]
-        work.execute("CREATE TEMP TABLE held_back (pseudonym VARCHAR)")
-        if programme_files:
-            work.execute(f"""
-                INSERT INTO held_back
-                SELECT DISTINCT pseudonym FROM read_parquet({_files_sql(programme_files)}, union_by_name = true)
-                WHERE pseudonym IS NOT NULL
-                  AND pseudonym NOT IN (SELECT pseudonym FROM consent WHERE NOT is_withdrawn AND pseudonym IS NOT NULL)""")
-        held_back = work.sql("SELECT pseudonym FROM held_back ORDER BY pseudonym").to_arrow_table()
-        withdrawn_count = work.sql("SELECT count(*) FROM withdrawn").fetchall()[0][0]
+        held_back = _held_back(work, contracts, by_partner)
+        withdrawn = work.sql("SELECT count(*) FROM withdrawn").fetchall()[0][0]
         current = {p: _current_versions(work, c, [f for d in by_partner[p] if (f := _rows_file(d))], staging, digest)
                    for p, c in contracts.items() if not c.consent}
     finally:
         work.close()
     exclusion = hashlib.sha256((digest + "|" + ",".join(held_back.column(0).to_pylist())).encode()).hexdigest()
-    signatures = {p: sig for p, (_, sig) in current.items()}
-    previous = _previous_inputs(target, key_fingerprint, exclusion)
-    carried = {t for t, sources in TABLE_SOURCES.items()
-               if previous is not None and sources is not None and all(previous.get(p) == signatures[p] for p in sources)}
+    return Prepared(deliveries, by_partner, latest["period"] if latest else None, held_back, withdrawn, purged,
+                    current, exclusion)
 
-    # --- build into a new file: a copy of the previous one when tables can be carried forward
+
+def carried_tables(target: Path, key_fingerprint: str, prep: Prepared, contracts: dict[str, Contract]) -> set[str]:
+    """Step 2: the kb tables the previous build can give as they are (same key, pipeline and
+    exclusions, and every partner they are made from unchanged)."""
+    previous = _previous_inputs(target, key_fingerprint, prep.exclusion)
+    if previous is None:
+        return set()
+    return {t for t, sources in table_sources(contracts).items()
+            if all(previous.get(p) == prep.signatures[p] for p in sources)}
+
+
+def _open_new_file(target: Path, carried: set[str]) -> tuple[Path, duckdb.DuckDBPyConnection]:
+    """Step 3: the new database file beside the target; a copy of the previous one when
+    tables are carried forward (everything else in it is dropped)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     building = target.with_name(target.name + ".building")
     for leftover in (building, building.with_name(building.name + ".wal")):
@@ -333,97 +383,145 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
     if carried:
         shutil.copyfile(target, building)
     con = duckdb.connect(str(building), config=duckdb_config())
-    try:
-        con.register("held_back_rows", held_back)
-        con.execute("CREATE TEMP TABLE excluded AS SELECT pseudonym FROM held_back_rows")
-        for partner, (cache, _) in current.items():
-            con.execute(f"""CREATE TEMP VIEW stg_{partner} AS SELECT * FROM read_parquet({_path_sql(cache)})
-                            WHERE pseudonym NOT IN (SELECT pseudonym FROM excluded)""")
-        if carried:
-            con.execute("DROP SCHEMA ind CASCADE")
-            for table in ["deliveries", "quarantine", "build_info", "parameters", "build_inputs", "landing_ignored",
-                          *(t for t in TABLE_SOURCES if t not in carried)]:
-                con.execute(f"DROP TABLE IF EXISTS kb.{table}")
-            con.execute("CREATE SCHEMA ind")
-        else:
-            con.execute("CREATE SCHEMA kb; CREATE SCHEMA ind")
-        with timing.stage("kb"):
-            for path in sql_files("kb"):
-                if path.stem not in carried:
-                    con.execute(path.read_text())
+    if carried:
+        con.execute("DROP SCHEMA ind CASCADE")
+        kept = {f"kb.{t}" for t in carried}
+        for (name,) in con.sql("SELECT 'kb.' || table_name FROM information_schema.tables "
+                               "WHERE table_schema = 'kb'").fetchall():
+            if name not in kept:
+                con.execute(f"DROP TABLE {name}")
+        con.execute("CREATE SCHEMA ind")
+    else:
+        con.execute("CREATE SCHEMA kb; CREATE SCHEMA ind")
+    return building, con
 
-        # --- deliveries, quarantine, build info, parameters
-        con.execute("""CREATE TABLE kb.deliveries (partner VARCHAR, period VARCHAR, file VARCHAR,
-            rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, status VARCHAR, reason VARCHAR,
-            previous_version_kept BOOLEAN, rows_in_place BIGINT, content_sha256 VARCHAR, key_fingerprint VARCHAR,
-            codes_redacted_in_names BIGINT, codes_redacted_in_values BIGINT, in_landing_zone BOOLEAN)""")
-        present = {(d.partner, d.period) for d in landing_scan[0]} if landing_scan else None
-        rows = []
-        for d in deliveries:
-            last, loaded = d["last_attempt"], d.get("loaded")
-            kept = last["status"] == "rejected" and loaded is not None
-            rows.append((d["partner"], d["period"], last["file"], last["rows_read"], last["rows_loaded"],
-                         last["rows_quarantined"], last["status"], last["reason"], kept,
-                         loaded["rows_loaded"] if loaded else 0, last["content_sha256"],
-                         loaded["key_fingerprint"] if loaded else None, last.get("codes_redacted_in_names", 0),
-                         last.get("codes_redacted_in_values", 0),
-                         None if present is None else (d["partner"], d["period"]) in present))
-        if rows:
-            con.executemany(f"INSERT INTO kb.deliveries VALUES ({', '.join(['?'] * 15)})", rows)
-        con.execute("CREATE TABLE kb.landing_ignored (path VARCHAR, reason VARCHAR, codes_redacted BIGINT)")
-        ignored = [(i.path, i.reason, i.codes_redacted) for i in landing_scan[1]] if landing_scan else []
-        if ignored:
-            con.executemany("INSERT INTO kb.landing_ignored VALUES (?, ?, ?)", ignored)
-        q_files = [d["dir"] / "quarantine.parquet" for d in deliveries
-                   if d.get("loaded") and (d["dir"] / "quarantine.parquet").exists()]
-        con.execute("CREATE TABLE kb.quarantine (partner VARCHAR, period VARCHAR, file VARCHAR, line BIGINT, reason VARCHAR)")
-        if q_files:
-            con.execute(f"INSERT INTO kb.quarantine SELECT partner, period, file, line, reason "
-                        f"FROM read_parquet({_files_sql(q_files)}) ORDER BY partner, period, line")
-        con.execute("CREATE TABLE kb.build_inputs (partner VARCHAR, signature VARCHAR)")
-        con.executemany("INSERT INTO kb.build_inputs VALUES (?, ?)", sorted(signatures.items()))
 
-        te_periods = [d["period"] for d in by_partner.get("te", []) if d.get("loaded")]
-        any_periods = [d["period"] for d in deliveries if d.get("loaded")]
-        as_of_period = max(te_periods or any_periods) if (te_periods or any_periods) else None
-        as_of = None
-        if as_of_period:
-            y, m = map(int, as_of_period.split("-"))
-            as_of = (dt.date(y + m // 12, m % 12 + 1, 1) - dt.timedelta(days=1))
-        con.execute("""CREATE TABLE kb.build_info AS SELECT
-                ?::DATE AS as_of, ?::TIMESTAMP AS built_at, ? AS key_fingerprint, ? AS pipeline_version,
-                ? AS consent_snapshot_period,
-                (SELECT count(*) FROM kb.clients WHERE programme_client) AS programme_clients,
-                ?::BIGINT AS awaiting_consent, ?::BIGINT AS withdrawn_erased,
-                (SELECT count(*) FROM kb.clients WHERE NOT programme_client) AS comparison_population,
-                ? AS exclusion_digest""",
-                    [as_of, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), key_fingerprint,
-                     PIPELINE_VERSION, latest["period"] if latest else None, held_back.num_rows, withdrawn_count,
-                     exclusion])
-        s, sup = parameters["savings_scenario"], parameters["suppression"]
-        con.execute("""CREATE TABLE kb.parameters AS SELECT ?::INTEGER AS long_term_unemployed,
-                ?::DOUBLE AS employment_rate, ?::DECIMAL(14, 2) AS municipal_labour_market_subsidy_eur,
-                ?::DECIMAL(14, 2) AS social_assistance_eur, ?::INTEGER AS suppression_threshold,
-                ?::INTEGER AS rounding_base, ?::INTEGER AS midpoint_rounding""",
-                    [s["long_term_unemployed"], s["employment_rate"], s["municipal_labour_market_subsidy_eur"],
-                     s["social_assistance_eur"], sup["threshold"], sup["rounding_base"], sup["midpoint_rounding"]])
-
-        for path in sql_files("ind"):
-            with timing.stage(_stage_of(path.stem)):
+def _kb_tables(con, prep: Prepared, carried: set[str]) -> None:
+    """Step 4: the kb tables from staging (sql/kb), persons held back left out."""
+    con.register("held_back_rows", prep.held_back)
+    con.execute("CREATE TEMP TABLE excluded AS SELECT pseudonym FROM held_back_rows")
+    for partner, (cache, _) in prep.current.items():
+        con.execute(f"""CREATE TEMP VIEW stg_{partner} AS SELECT * FROM read_parquet({_path_sql(cache)})
+                        WHERE pseudonym NOT IN (SELECT pseudonym FROM excluded)""")
+    with timing.stage("kb"):
+        for path in sql_files("kb"):
+            if path.stem not in carried:
                 con.execute(path.read_text())
-        with timing.stage("ind"):
-            _document(con)
-        for view in REQUIRED_VIEWS:  # check before the swap: every contract view answers
-            with timing.stage(_stage_of(view)):
-                con.sql(f"SELECT count(*) FROM ind.{view}").fetchall()
-        dupes = con.sql("SELECT count(*) - count(DISTINCT pseudonym) FROM kb.clients").fetchall()[0][0]
-        if dupes:
-            raise KnowledgeBaseError(f"kb.clients has {dupes} duplicate pseudonyms; the build is not swapped in")
-        tables = {t: con.sql(f"SELECT count(*) FROM kb.{t}").fetchall()[0][0]
-                  for t in KB_TABLES + ["quarantine", "deliveries"]}
-        info = con.sql("SELECT programme_clients, awaiting_consent, withdrawn_erased FROM kb.build_info").fetchall()[0]
-        if fail_before_swap:
-            raise KnowledgeBaseError("injected failure before the swap (test hook)")
+
+
+DELIVERIES_COLUMNS = {
+    "partner": "VARCHAR", "period": "VARCHAR", "file": "VARCHAR", "rows_read": "BIGINT", "rows_loaded": "BIGINT",
+    "rows_quarantined": "BIGINT", "status": "VARCHAR", "reason": "VARCHAR", "previous_version_kept": "BOOLEAN",
+    "rows_in_place": "BIGINT", "content_sha256": "VARCHAR", "key_fingerprint": "VARCHAR",
+    "codes_redacted_in_names": "BIGINT", "codes_redacted_in_values": "BIGINT", "in_landing_zone": "BOOLEAN"}
+
+
+def _delivery_row(d: dict, present: set | None) -> tuple:
+    last, loaded = d["last_attempt"], d.get("loaded")
+    kept = last["status"] == "rejected" and loaded is not None
+    return (d["partner"], d["period"], last["file"], last["rows_read"], last["rows_loaded"], last["rows_quarantined"],
+            last["status"], last["reason"], kept, loaded["rows_loaded"] if loaded else 0, last["content_sha256"],
+            loaded["key_fingerprint"] if loaded else None, last.get("codes_redacted_in_names", 0),
+            last.get("codes_redacted_in_values", 0),
+            None if present is None else (d["partner"], d["period"]) in present)
+
+
+def _ledger_tables(con, prep: Prepared, landing_scan: tuple | None) -> None:
+    """Step 5: what was delivered and what became of it (kb.deliveries, kb.quarantine,
+    kb.landing_ignored) and the partner signatures of this build (kb.build_inputs)."""
+    con.execute(f"CREATE TABLE kb.deliveries ({', '.join(f'{n} {t}' for n, t in DELIVERIES_COLUMNS.items())})")
+    present = {(d.partner, d.period) for d in landing_scan[0]} if landing_scan else None
+    rows = [_delivery_row(d, present) for d in prep.deliveries]
+    if rows:
+        con.executemany(f"INSERT INTO kb.deliveries VALUES ({', '.join(['?'] * len(DELIVERIES_COLUMNS))})", rows)
+    con.execute("CREATE TABLE kb.landing_ignored (path VARCHAR, reason VARCHAR, codes_redacted BIGINT)")
+    ignored = [(i.path, i.reason, i.codes_redacted) for i in landing_scan[1]] if landing_scan else []
+    if ignored:
+        con.executemany("INSERT INTO kb.landing_ignored VALUES (?, ?, ?)", ignored)
+    q_files = [d["dir"] / "quarantine.parquet" for d in prep.deliveries
+               if d.get("loaded") and (d["dir"] / "quarantine.parquet").exists()]
+    con.execute("CREATE TABLE kb.quarantine (partner VARCHAR, period VARCHAR, file VARCHAR, line BIGINT, reason VARCHAR)")
+    if q_files:
+        con.execute(f"INSERT INTO kb.quarantine SELECT partner, period, file, line, reason "
+                    f"FROM read_parquet({_files_sql(q_files)}) ORDER BY partner, period, line")
+    con.execute("CREATE TABLE kb.build_inputs (partner VARCHAR, signature VARCHAR)")
+    con.executemany("INSERT INTO kb.build_inputs VALUES (?, ?)", sorted(prep.signatures.items()))
+
+
+def as_of_date(prep: Prepared, contracts: dict[str, Contract]) -> dt.date | None:
+    """The last day of the latest loaded period of the ``as_of`` partners (of any partner
+    when they have none)."""
+    loaded = [d for d in prep.deliveries if d.get("loaded")]
+    of_role = [d["period"] for d in loaded if d["partner"] in with_role(contracts, "as_of")]
+    periods = of_role or [d["period"] for d in loaded]
+    if not periods:
+        return None
+    y, m = map(int, max(periods).split("-"))
+    return dt.date(y + m // 12, m % 12 + 1, 1) - dt.timedelta(days=1)
+
+
+def _build_info(con, prep: Prepared, as_of: dt.date | None, key_fingerprint: str, parameters: dict) -> None:
+    """Step 6: kb.build_info (what this build is) and kb.parameters (the plan's assumptions)."""
+    con.execute("""CREATE TABLE kb.build_info AS SELECT
+            ?::DATE AS as_of, ?::TIMESTAMP AS built_at, ? AS key_fingerprint, ? AS pipeline_version,
+            ? AS consent_snapshot_period,
+            (SELECT count(*) FROM kb.clients WHERE programme_client) AS programme_clients,
+            ?::BIGINT AS awaiting_consent, ?::BIGINT AS withdrawn_erased,
+            (SELECT count(*) FROM kb.clients WHERE NOT programme_client) AS comparison_population,
+            ? AS exclusion_digest""",
+                [as_of, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), key_fingerprint, PIPELINE_VERSION,
+                 prep.consent_period, prep.held_back.num_rows, prep.withdrawn, prep.exclusion])
+    s, sup = parameters["savings_scenario"], parameters["suppression"]
+    con.execute("""CREATE TABLE kb.parameters AS SELECT ?::INTEGER AS long_term_unemployed,
+            ?::DOUBLE AS employment_rate, ?::DECIMAL(14, 2) AS municipal_labour_market_subsidy_eur,
+            ?::DECIMAL(14, 2) AS social_assistance_eur, ?::INTEGER AS suppression_threshold,
+            ?::INTEGER AS rounding_base, ?::INTEGER AS midpoint_rounding""",
+                [s["long_term_unemployed"], s["employment_rate"], s["municipal_labour_market_subsidy_eur"],
+                 s["social_assistance_eur"], sup["threshold"], sup["rounding_base"], sup["midpoint_rounding"]])
+
+
+def _indicators(con) -> None:
+    """Step 7: the ind views and tables (sql/ind, in dependency order) and their documentation."""
+    for path in sql_files("ind"):
+        with timing.stage(_stage_of(path.stem)):
+            con.execute(path.read_text())
+    with timing.stage("ind"):
+        _document(con)
+
+
+def check_before_swap(con) -> dict[str, int]:
+    """Step 8: every contract view answers and kb.clients has one row per person, or the build
+    is not swapped in. Returns the rows of each kb table."""
+    with timing.stage("impact"):   # the impact views are most of what this asks for
+        answers = contract_views_answer(con)
+    if silent := [v for v, n in answers.items() if n is None]:
+        raise KnowledgeBaseError(f"indicator view(s) {', '.join(silent)} do not answer; the build is not swapped in")
+    dupes = con.sql("SELECT count(*) - count(DISTINCT pseudonym) FROM kb.clients").fetchall()[0][0]
+    if dupes:
+        raise KnowledgeBaseError(f"kb.clients has {dupes} duplicate pseudonyms; the build is not swapped in")
+    return {t: con.sql(f"SELECT count(*) FROM kb.{t}").fetchall()[0][0] for t in KB_TABLES + ["quarantine", "deliveries"]}
+
+
+def build(staging: Path, target: Path, contracts: dict[str, Contract], key_fingerprint: str,
+          parameters: dict | None = None, landing_scan: tuple | None = None) -> BuildResult:
+    """Build the knowledge base from staging into ``target`` atomically, step by step.
+
+    ``landing_scan`` is ``(deliveries, ignored)`` of the landing zone now: it marks which
+    loaded deliveries are no longer there and lists what the landing zone holds that is
+    not a delivery (unknown when not given)."""
+    staging, target = Path(staging), Path(target)
+    parameters = parameters or load_parameters()
+    prep = prepare(staging, contracts, key_fingerprint)
+    carried = carried_tables(target, key_fingerprint, prep, contracts)
+    as_of = as_of_date(prep, contracts)
+    building, con = _open_new_file(target, carried)
+    try:
+        _kb_tables(con, prep, carried)
+        _ledger_tables(con, prep, landing_scan)
+        _build_info(con, prep, as_of, key_fingerprint, parameters)
+        _indicators(con)
+        tables = check_before_swap(con)
+        programme_clients = con.sql("SELECT programme_clients FROM kb.build_info").fetchall()[0][0]
         con.execute("CHECKPOINT")
     except BaseException:
         con.close()
@@ -431,5 +529,5 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
         raise
     con.close()
     os.replace(building, target)
-    return BuildResult(target, as_of, tables["clients"], info[0], info[1], info[2], purged, tables,
-                       sorted(carried))
+    return BuildResult(target, as_of, tables["clients"], programme_clients, prep.held_back.num_rows, prep.withdrawn,
+                       prep.purged_rows, tables, sorted(carried))

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from pipelines import timing
 from pipelines.landing import Delivery
 from pipelines.limits import duckdb_config
-from pseudonymize import PseudonymKey, pseudonymize_column
+from pseudonymize import PseudonymKey, PseudonymMemo, pseudonymize_column
 from pseudonymize.redact import MARKER, PATTERN, redact
 from schemas.casting import validate_chunk, write_loaded
 from schemas.contract import Contract
@@ -95,12 +95,13 @@ def check_key(staging: Path, key: PseudonymKey) -> None:
                            f"{key.short_fingerprint}: use the original key file, or a new data directory")
 
 
-def needs_staging(staging: Path, delivery: Delivery, contract: Contract, key: PseudonymKey) -> bool:
-    """Only new or changed deliveries (content hash, contract or key) are staged again."""
+def needs_staging(staging: Path, delivery: Delivery, contract: Contract, key: PseudonymKey | None) -> bool:
+    """Only new or changed deliveries (content hash, contract or key) are staged again.
+    Without the key (the sensor does not load it) a change of key is not seen here."""
     last = read_state(staging, delivery.partner, delivery.period)["last_attempt"]
     return not (last and last["content_sha256"] == delivery.content_sha256
                 and last["contract_sha256"] == contract_sha256(contract)
-                and last["key_fingerprint"] == key.fingerprint and last["file"] == delivery.file_name)
+                and (key is None or last["key_fingerprint"] == key.fingerprint) and last["file"] == delivery.file_name)
 
 
 @cache
@@ -213,8 +214,10 @@ def redact_free_text(contract: Contract, table: pa.Table) -> tuple[pa.Table, int
     return table, hits
 
 
-def stage_delivery(staging: Path, delivery: Delivery, contract: Contract, key: PseudonymKey) -> Attempt:
-    """Stage one delivery; a rejection is recorded, never raised.
+def stage_delivery(staging: Path, delivery: Delivery, contract: Contract, key: PseudonymKey,
+                   memo: PseudonymMemo | None = None) -> Attempt:
+    """Stage one delivery; a rejection is recorded, never raised. With the build's ``memo``, a
+    code already hashed for another delivery of this build is looked up, not hashed again.
 
     Any fault of the file (what the spec lists, and whatever else a reader or the checks
     trip over) rejects this delivery only, with a reason that never quotes its content;
@@ -246,7 +249,7 @@ def stage_delivery(staging: Path, delivery: Delivery, contract: Contract, key: P
     target = period_dir(staging, delivery.partner, delivery.period)
     fresh = _fresh_folder(target)
     try:
-        return _stage_rows(delivery, contract, key, raw_rows, rows_read, row_errors, redacted, fresh, target)
+        return _stage_rows(delivery, contract, key, raw_rows, rows_read, row_errors, redacted, fresh, target, memo)
     except (OSError, duckdb.IOException):  # a full disk is not the delivery's fault: stop, retry later
         raw_rows.clear()
         shutil.rmtree(fresh, ignore_errors=True)
@@ -259,13 +262,13 @@ def stage_delivery(staging: Path, delivery: Delivery, contract: Contract, key: P
 
 
 def _stage_rows(delivery: Delivery, contract: Contract, key: PseudonymKey, raw_rows: list[pa.Table], rows_read: int,
-                row_errors: list, redacted: int, fresh: Path, target: Path) -> Attempt:
+                row_errors: list, redacted: int, fresh: Path, target: Path, memo: PseudonymMemo | None) -> Attempt:
     table = raw_rows.pop()
     with _connection().cursor() as con:  # a cursor per delivery: deliveries may stage in parallel
         for offset in range(0, max(table.num_rows, 1), CHUNK_ROWS):
             chunk = table.slice(offset, CHUNK_ROWS)
             with timing.stage("pseudonymise", chunk.num_rows):
-                ids = pseudonymize_column(chunk.column(contract.identifier), key)
+                ids = pseudonymize_column(chunk.column(contract.identifier), key, memo)
                 chunk = chunk.drop_columns([contract.identifier])  # the raw code goes no further
                 for name in ids.column_names:
                     chunk = chunk.append_column(name, ids.column(name))

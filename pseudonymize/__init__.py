@@ -6,9 +6,10 @@ partner as is. Everything about keys lives here:
 * :mod:`pseudonymize.hetu` — normalise and validate one code (python-stdnum), derive
   birth year, sex and the temporary flag, and say why an invalid code is invalid;
 * :mod:`pseudonymize.keys` — secrets, the HKDF-derived pseudonym key, fingerprints;
-* :mod:`pseudonymize.columns` — the vectorised entry point for whole columns.
+* :mod:`pseudonymize.columns` — the vectorised entry point for whole columns, and the memo
+  that hashes each distinct code once per build.
 """
-from pseudonymize.columns import pseudonymize_column
+from pseudonymize.columns import PseudonymMemo, pseudonymize_column
 from pseudonymize.hetu import HetuInfo, check, normalize
 from pseudonymize.keys import KeyFileError, PseudonymKey, generate_secret_file, load_key_file
 
@@ -16,6 +17,7 @@ __all__ = [
     "HetuInfo",
     "KeyFileError",
     "PseudonymKey",
+    "PseudonymMemo",
     "check",
     "generate_secret_file",
     "load_key_file",

@@ -2,7 +2,9 @@
 
 Normalisation and validation run on Arrow/NumPy arrays; HMAC runs once per
 *distinct* valid code (a pre-keyed state copied per code), then the results are
-spread back to the rows with one ``take``. Per-code Python calls to stdnum reach
+spread back to the rows with one ``take``. A :class:`PseudonymMemo` carries the
+pseudonyms across the deliveries of one build, so a person who is in 36 monthly
+files is hashed once, not 36 times. Per-code Python calls to stdnum reach
 only ~0.2 M codes/s, so the checks are expressed here in NumPy; tests hold them
 equal to :func:`pseudonymize.hetu.invalid_reason` (python-stdnum) code for code.
 """
@@ -33,6 +35,10 @@ for _sign, _base in hetu.CENTURY_SIGNS.items():
     _CENTURY[ord(_sign)] = _base
 _CHECK = np.frombuffer(hetu.CHECK_CHARACTERS.encode(), dtype=np.uint8)
 _DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int32)
+_SIGN_INDEX = np.zeros(256, dtype=np.int64)  # century sign -> 0..12 (its part of a code's integer form)
+for _i, _sign in enumerate(sorted(hetu.CENTURY_SIGNS)):
+    _SIGN_INDEX[ord(_sign)] = _i
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
 def _as_string_array(codes) -> pa.Array:
@@ -55,8 +61,11 @@ def _fixed_bytes(arr: pa.Array) -> np.ndarray:
     return data.reshape(-1, 11)
 
 
-def _check_fixed(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Reason codes, birth years and individual numbers for 11-byte codes."""
+def _check_fixed(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Reason codes, birth years, individual numbers and integer forms for 11-byte codes.
+
+    The integer form (date digits, century sign, individual number) is one-to-one on valid
+    codes, whose check character follows from the rest: it indexes the memo."""
     n = len(b)
     reason = np.zeros(n, dtype=np.int8)
     d = b.astype(np.int32) - ord("0")
@@ -79,7 +88,79 @@ def _check_fixed(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
               + individual)
     expected = _CHECK[np.clip(number % 31, 0, 30)]
     reason[(reason == 0) & (expected != b[:, 10])] = _R[hetu.BAD_CHECK]
-    return reason, year, individual
+    ddmmyy = (day.astype(np.int64) * 100 + month) * 100 + d[:, 4] * 10 + d[:, 5]
+    number = (ddmmyy * 16 + _SIGN_INDEX[b[:, 6]]) * 1000 + individual
+    return reason, year, individual, number
+
+
+def _hex_rows(digests: bytes) -> np.ndarray:
+    """Concatenated 32-byte digests as an (n, 64) array of lowercase hex characters."""
+    raw = np.frombuffer(digests, dtype=np.uint8).reshape(-1, 32)
+    out = np.empty((len(raw), 64), dtype=np.uint8)
+    out[:, 0::2] = _HEX[raw >> 4]
+    out[:, 1::2] = _HEX[raw & 15]
+    return out
+
+
+def _string_array(hex_rows: np.ndarray) -> pa.Array:
+    n = len(hex_rows)
+    offsets = pa.py_buffer((np.arange(n + 1, dtype=np.int32) * 64).tobytes())
+    return pa.StringArray.from_buffers(n, offsets, pa.py_buffer(np.ascontiguousarray(hex_rows).tobytes()))
+
+
+class PseudonymMemo:
+    """The pseudonyms computed so far in this process, by the code's integer form.
+
+    Held in memory only, for one staging step (one build), and dropped with it; it never
+    holds a code as text and is never written. Sorted runs of keys with their hex
+    pseudonyms, merged as they grow (as in a log-structured merge), so that a lookup
+    is a few binary searches and an insert never re-sorts everything."""
+
+    __slots__ = ("_runs", "_lock", "_fingerprint", "hashed")
+
+    def __init__(self):
+        import threading
+
+        self._runs: list[tuple[np.ndarray, np.ndarray]] = []
+        self._lock = threading.Lock()  # deliveries stage in threads
+        self._fingerprint: str | None = None  # a memo serves one key only
+        self.hashed = 0               # distinct codes hashed: each once per memo
+
+    def __len__(self) -> int:
+        return sum(len(k) for k, _ in self._runs)
+
+    def __reduce__(self):  # like the key: never into Dagster storage or IO managers
+        raise TypeError("PseudonymMemo must not be pickled")
+
+    def pseudonyms(self, key: PseudonymKey, numbers: np.ndarray, codes: pa.Array) -> np.ndarray:
+        """(n, 64) hex pseudonyms of distinct valid codes given with their integer forms."""
+        out = np.empty((len(numbers), 64), dtype=np.uint8)
+        with self._lock:
+            if self._fingerprint not in (None, key.fingerprint):
+                raise ValueError("a pseudonym memo serves one key: make a new one for another key")
+            self._fingerprint = key.fingerprint
+            found = np.zeros(len(numbers), dtype=bool)
+            for keys, hexes in self._runs:
+                pos = np.minimum(np.searchsorted(keys, numbers), len(keys) - 1)
+                hit = ~found & (keys[pos] == numbers)
+                out[hit] = hexes[pos[hit]]
+                found |= hit
+            missing = np.flatnonzero(~found)
+            if len(missing):
+                new = _hex_rows(_digests(key, codes.take(pa.array(missing))))
+                out[missing] = new
+                self.hashed += len(missing)
+                self._add(numbers[missing], new)
+        return out
+
+    def _add(self, numbers: np.ndarray, hexes: np.ndarray) -> None:
+        order = np.argsort(numbers, kind="stable")
+        self._runs.append((numbers[order], hexes[order]))
+        while len(self._runs) > 1 and len(self._runs[-1][0]) * 2 >= len(self._runs[-2][0]):
+            (k2, h2), (k1, h1) = self._runs.pop(), self._runs.pop()
+            keys = np.concatenate([k1, k2])
+            order = np.argsort(keys, kind="stable")
+            self._runs.append((keys[order], np.concatenate([h1, h2])[order]))
 
 
 def _decode(codes: np.ndarray, labels: dict[int, str | None]) -> pa.Array:
@@ -93,8 +174,8 @@ def _decode(codes: np.ndarray, labels: dict[int, str | None]) -> pa.Array:
     return pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.string())
 
 
-def _hash_all(key: PseudonymKey, codes: pa.Array) -> pa.Array:
-    """Hex HMAC-SHA256 of each (distinct, valid) code, from pre-keyed states."""
+def _digests(key: PseudonymKey, codes: pa.Array) -> bytes:
+    """Concatenated HMAC-SHA256 digests of (distinct, valid) codes, from pre-keyed states."""
     inner0, outer0 = key.hash_states()
     inner_copy, outer_copy = inner0.copy, outer0.copy
 
@@ -105,17 +186,16 @@ def _hash_all(key: PseudonymKey, codes: pa.Array) -> pa.Array:
         outer.update(inner.digest())
         return outer.digest()
 
-    hexed = b"".join(map(one, codes.cast(pa.binary()).to_pylist())).hex().encode("ascii")
-    offsets = pa.py_buffer((np.arange(len(codes) + 1, dtype=np.int32) * 64).tobytes())
-    return pa.StringArray.from_buffers(len(codes), offsets, pa.py_buffer(hexed))
+    return b"".join(map(one, codes.cast(pa.binary()).to_pylist()))
 
 
-def pseudonymize_column(codes, key: PseudonymKey) -> pa.Table:
+def pseudonymize_column(codes, key: PseudonymKey, memo: PseudonymMemo | None = None) -> pa.Table:
     """Pseudonym, birth year, sex, temporary flag and error reason for each raw code.
 
     ``codes`` is an Arrow array / chunked array, a pandas Series or a list of raw
     codes (nulls allowed). Row *i* of the result belongs to code *i*. Invalid codes
-    get ``id_error`` and null elsewhere; they are never hashed.
+    get ``id_error`` and null elsewhere; they are never hashed. With a ``memo`` (one per
+    build), a code already hashed in this build is looked up instead of hashed again.
     """
     raw = _as_string_array(codes)
     normalized = pc.utf8_upper(pc.utf8_trim_whitespace(raw))
@@ -127,19 +207,24 @@ def pseudonymize_column(codes, key: PseudonymKey) -> pa.Table:
     reason = np.full(m, _R[hetu.BAD_LENGTH], dtype=np.int8)
     year = np.zeros(m, dtype=np.int16)
     individual = np.zeros(m, dtype=np.int32)
+    number = np.zeros(m, dtype=np.int64)
     lengths = pc.binary_length(distinct).to_numpy(zero_copy_only=False)
     reason[lengths == 0] = _R[hetu.MISSING]
     eleven = np.flatnonzero(lengths == 11)
     if len(eleven):
-        r, y, ind = _check_fixed(_fixed_bytes(distinct if len(eleven) == m else distinct.take(pa.array(eleven))))
-        reason[eleven], year[eleven], individual[eleven] = r, y, ind
+        r, y, ind, num = _check_fixed(_fixed_bytes(distinct if len(eleven) == m else distinct.take(pa.array(eleven))))
+        reason[eleven], year[eleven], individual[eleven], number[eleven] = r, y, ind, num
 
     valid = reason == 0
     valid_idx = np.flatnonzero(valid)
-    if len(valid_idx) == m:  # the common case: skip the subset and spread-back takes
-        pseudonym_col = _hash_all(key, distinct)
+    valid_codes = distinct if len(valid_idx) == m else distinct.take(pa.array(valid_idx))
+    if memo is not None:
+        hashed = _string_array(memo.pseudonyms(key, number[valid_idx], valid_codes))
     else:
-        hashed = _hash_all(key, distinct.take(pa.array(valid_idx)))
+        hashed = _string_array(_hex_rows(_digests(key, valid_codes)))
+    if len(valid_idx) == m:  # the common case: skip the spread-back take
+        pseudonym_col = hashed
+    else:
         positions = np.zeros(m, dtype=np.int64)
         positions[valid_idx] = np.arange(len(valid_idx))
         pseudonym_col = hashed.take(pa.array(positions, mask=~valid))  # null where invalid

@@ -23,10 +23,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
+from matplotlib.table import Table  # noqa: E402
 
 from reports import formatting as fmt  # noqa: E402
 from reports import release_log  # noqa: E402
 from reports.disclosure import HIDDEN, Disclosure, Rules  # noqa: E402
+from schemas import load_contracts  # noqa: E402
 
 A4 = (8.27, 11.69)
 BLUE, TEAL, GREY, LIGHT, ORANGE = "#1f4e79", "#2a9d8f", "#6c757d", "#e9eef4", "#e76f51"
@@ -46,9 +48,22 @@ OUTCOMES = {  # impact outcome → (Finnish label, unit shown, scale to that uni
     "employed_months_12m": ("Työssäolokuukaudet 12 kk aikana", "kk", 1),
     "municipal_cost_change_eur": ("Kunnan kustannusten muutos / asiakas", "€", 1),
 }
-PARTNERS = {"ttk": "TTK (sote)", "mittarit": "Mittaukset (sote)", "valmennus": "IPS-valmennus",
-            "te": "TE-toimisto", "kela": "Kela", "typ": "TYP", "kunta": "Kunnat",
-            "suostumukset": "Suostumukset"}
+#: each partner's name in the report, from its contract (``label``)
+PARTNERS = {p: c.label for p, c in load_contracts().items()}
+
+
+#: each page's closing note (how its numbers are defined): page -> (height on the page, text)
+NOTES = {
+    "ttk_process": (0.16, ("Tavoite: työkyvyn arviointi valmistuu 3–6 kuukaudessa (enintään 183 vrk). Odotus = "
+        "päiviä lähetteestä jakson alkuun. Kesto ja tavoitteessa pysyminen lasketaan "
+        "päättyneistä jaksoista.")),
+    "employment": (0.18, ("Työmarkkina-asema = TE-toimiston tilajakso, joka on voimassa päivänä (arvioinnin alku "
+        "+ 0/6/12 kk). Työllistyminen IPS-valmennuksessa = avoin työ, palkkatuettu työ tai "
+        "oppisopimus; työkokeilua ei lasketa työllistymiseksi.")),
+    "capacity": (0.24, ("Mukana TTK-kohortin asiakkaat, joilla on sekä alkumittaus että samana päivänä tai "
+        "myöhemmin tehty loppumittaus. Verrataan asiakkaan ensimmäistä alkumittausta ja viimeistä "
+        "loppumittausta. Keskiarvoja ei näytetä alle viiden asiakkaan joukosta.")),
+}
 
 
 OUTPUT = "ohjausryhmaraportti"
@@ -123,22 +138,27 @@ class Report:
         if not rows:
             ax.text(0, 1, "Ei tietoja tällä ajanjaksolla.", fontsize=size, va="top", color=GREY)
             return ax
-        t = ax.table(cellText=rows, colLabels=header, loc="upper center", cellLoc="right", colLoc="right",
-                     colWidths=col_widths)
+        n = len(header)
+        widths = col_widths or [1 / n] * n
+        # matplotlib's own row height for its default font size (as ax.table makes it), 1.35 times
+        height = 1.35 * 1.2 * 10 / 72 * fig.dpi / ax.bbox.height
+        t = Table(ax, loc="upper center")
+        for r, row in enumerate([header, *rows]):
+            for c, text in enumerate(row):
+                cell = t.add_cell(r, c, widths[c], height, text=str(text), loc="left" if c == 0 else "right",
+                                  edgecolor="#d0d7de", facecolor=BLUE if r == 0 else LIGHT if r % 2 == 0 else "white")
+                if r == 0:
+                    cell.set_text_props(color="white", weight="bold")
         t.auto_set_font_size(False)
         t.set_fontsize(size)
-        t.scale(1, 1.35)
-        for (r, c), cell in t.get_celld().items():
-            cell.set_edgecolor("#d0d7de")
-            if r == 0:
-                cell.set_facecolor(BLUE)
-                cell.set_text_props(color="white", weight="bold")
-            elif r % 2 == 0:
-                cell.set_facecolor(LIGHT)
-            if c == 0:
-                cell.set_text_props(ha="left")
-                cell._loc = "left"
+        ax.add_table(t)
         return ax
+
+    def closing_note(self, fig, page: str) -> None:
+        """The page's closing note (NOTES: how its numbers are defined); the page is then done."""
+        y, text = NOTES[page]
+        self.paragraph(fig, 0.08, y, text, width=95, size=8.5)
+        self.finish(fig)
 
     def impact(self):
         """ind.impact_estimates by outcome, and whether each may be published (att exists and at
@@ -286,11 +306,7 @@ class Report:
         self.table(fig, [0.08, 0.18, 0.84, 0.36],
                    ["Neljännes", "Aloitettu", "Odotus, vrk\n(mediaani)", "Päättynyt", "Kesto, vrk\n(mediaani)",
                     "Valmis ≤ 6 kk"], rows, [0.16, 0.14, 0.18, 0.14, 0.18, 0.2])
-        self.paragraph(fig, 0.08, 0.16,
-                       "Tavoite: työkyvyn arviointi valmistuu 3–6 kuukaudessa (enintään 183 vrk). Odotus = "
-                       "päiviä lähetteestä jakson alkuun. Kesto ja tavoitteessa pysyminen lasketaan "
-                       "päättyneistä jaksoista.", width=95, size=8.5)
-        self.finish(fig)
+        self.closing_note(fig, 'ttk_process')
 
     def pathways(self) -> None:
         s = self.sup
@@ -385,11 +401,7 @@ class Report:
         self.table(fig, [0.08, 0.22, 0.84, 0.12],
                    ["Ikkuna", "Valmennettuja", "Työllistyi", "Osuus", "Aika työhön (mediaani)"], rows,
                    [0.14, 0.2, 0.18, 0.18, 0.3])
-        self.paragraph(fig, 0.08, 0.18,
-                       "Työmarkkina-asema = TE-toimiston tilajakso, joka on voimassa päivänä (arvioinnin alku "
-                       "+ 0/6/12 kk). Työllistyminen IPS-valmennuksessa = avoin työ, palkkatuettu työ tai "
-                       "oppisopimus; työkokeilua ei lasketa työllistymiseksi.", width=95, size=8.5)
-        self.finish(fig)
+        self.closing_note(fig, 'employment')
 
     def capacity(self) -> None:
         s = self.sup
@@ -411,11 +423,7 @@ class Report:
             ax.legend(fontsize=8, frameon=False)
             ax.set_ylabel("keskiarvo", fontsize=9)
         self.axis(ax, bool(shown))
-        self.paragraph(fig, 0.08, 0.24,
-                       "Mukana TTK-kohortin asiakkaat, joilla on sekä alkumittaus että samana päivänä tai "
-                       "myöhemmin tehty loppumittaus. Verrataan asiakkaan ensimmäistä alkumittausta ja viimeistä "
-                       "loppumittausta. Keskiarvoja ei näytetä alle viiden asiakkaan joukosta.", width=95, size=8.5)
-        self.finish(fig)
+        self.closing_note(fig, 'capacity')
 
     def savings(self) -> None:
         s = self.sup

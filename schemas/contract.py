@@ -18,6 +18,10 @@ FORMATS = {"delimited", "fixed_width", "xlsx", "jsonl"}
 TYPES = {"identity", "text", "code", "date", "month", "integer", "decimal", "cents", "boolean",
          "municipality"}
 DATE_FORMATS = {"fi": "%d.%m.%Y", "iso": "%Y-%m-%d"}
+#: what a partner's data is for beyond its own tables: ``programme`` — its clients are the
+#: programme's clients (held back until consent is in force); ``as_of`` — its latest loaded
+#: period sets the knowledge base's as-of date. Consent snapshots are marked by ``consent``.
+ROLES = {"programme", "as_of"}
 
 
 class ContractError(Exception):
@@ -53,6 +57,8 @@ class Contract:
     rules: tuple[dict, ...] = ()
     warnings: tuple[dict, ...] = ()
     consent: dict | None = None    # {"withdrawn": column, "given": column} for consent snapshots
+    label: str = ""                # the partner's name in the Finnish report
+    roles: tuple[str, ...] = ()    # see ROLES
     path: Path = field(default=HERE, compare=False)
 
     @property
@@ -113,9 +119,11 @@ def load_contract(path: str | Path) -> Contract:
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     partner = raw.get("partner") or path.stem
     known = {"partner", "description", "delivery", "file", "identifier", "natural_key", "columns",
-             "rules", "warnings", "consent"}
+             "rules", "warnings", "consent", "label", "roles"}
     if set(raw) - known:
         raise ContractError(f"{partner}: unknown keys {sorted(set(raw) - known)}")
+    if set(raw.get("roles") or ()) - ROLES:
+        raise ContractError(f"{partner}: unknown roles {sorted(set(raw['roles']) - ROLES)} (known: {sorted(ROLES)})")
     if raw["file"].get("format") not in FORMATS:
         raise ContractError(f"{partner}: unknown file format {raw['file'].get('format')!r}")
     if raw.get("delivery") not in {"incremental", "snapshot"}:
@@ -144,8 +152,16 @@ def load_contract(path: str | Path) -> Contract:
         partner=partner, description=raw.get("description", ""), delivery=raw["delivery"],
         file=raw["file"], identifier=raw["identifier"], natural_key=tuple(raw["natural_key"]),
         columns=columns, rules=tuple(raw.get("rules", ())), warnings=tuple(raw.get("warnings", ())),
-        consent=raw.get("consent"), path=path,
+        consent=raw.get("consent"), label=raw.get("label") or partner, roles=tuple(raw.get("roles") or ()),
+        path=path,
     )
+
+
+def with_role(contracts: dict[str, Contract], role: str) -> list[str]:
+    """The partners (of ``contracts``) that have ``role``."""
+    if role not in ROLES:
+        raise ValueError(role)
+    return [p for p, c in contracts.items() if role in c.roles]
 
 
 @cache

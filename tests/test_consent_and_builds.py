@@ -106,14 +106,18 @@ def test_idempotent_and_incremental(tmp_path, key_file, built_once):
     assert len(after["data_quality"]) == len(first["data_quality"]) + 1
 
 
-def test_failed_build_leaves_previous_database_untouched(tmp_path, key_file, built_once):
+def test_failed_build_leaves_previous_database_untouched(tmp_path, key_file, built_once, monkeypatch):
+    """A view that does not answer on the new file stops the build before the swap."""
     landing, data = built_once
     settings = Settings(landing.root, data, key_file)
     before = settings.kb_path.read_bytes()
     landing.csv("te", "2023-01", [[handmade.P6, "858", "11", "2023-01-10", "", "Tuusula"]])
-    with pytest.raises(knowledge_base.KnowledgeBaseError, match="injected failure"):
+    real = knowledge_base.contract_views_answer
+    monkeypatch.setattr(knowledge_base, "contract_views_answer", lambda con: {**real(con), "cost_savings": None})
+    with pytest.raises(knowledge_base.KnowledgeBaseError,
+                       match="^indicator view\\(s\\) cost_savings do not answer; the build is not swapped in$"):
         knowledge_base.build(settings.staging, settings.kb_path, load_contracts(),
-                             load_key_file(key_file).fingerprint, fail_before_swap=True)
+                             load_key_file(key_file).fingerprint)
     assert settings.kb_path.read_bytes() == before
     assert not list(data.glob("*.building*"))
     con = duckdb.connect(str(settings.kb_path), read_only=True)
@@ -224,7 +228,8 @@ def test_incremental_build_carries_tables_forward_and_equals_a_fresh_build(tmp_p
     again = knowledge_base.build(settings.staging, settings.kb_path, load_contracts(),
                                  load_key_file(key_file).fingerprint,
                                  landing_scan=landing_zone.scan(landing.root, load_contracts()))
-    assert again.carried_forward == ["benefits", "coaching", "episodes", "measurements", "status_spells"]
+    # nothing changed since: every table is carried forward (kb.clients too: all its partners are unchanged)
+    assert again.carried_forward == ["benefits", "clients", "coaching", "episodes", "measurements", "status_spells"]
     fresh = tmp_path / "fresh"
     build(landing.root, fresh, key_file)
     assert _everything(data) == _everything(fresh)

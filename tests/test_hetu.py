@@ -1,5 +1,6 @@
 """Identity-code validation and pseudonyms (python-stdnum's vectors and properties)."""
 import hmac
+import pickle
 
 import pytest
 from hypothesis import given, settings
@@ -7,7 +8,7 @@ from hypothesis import strategies as st
 from stdnum.exceptions import ValidationError
 from stdnum.fi import hetu as stdnum_hetu
 
-from pseudonymize import PseudonymKey, check, pseudonymize_column
+from pseudonymize import PseudonymKey, PseudonymMemo, check, pseudonymize_column
 from pseudonymize.hetu import CENTURY_SIGNS, CHECK_CHARACTERS, invalid_reason, normalize
 
 KEY = PseudonymKey(b"k" * 32)
@@ -121,3 +122,30 @@ def test_vectorised_reasons_equal_scalar_and_stdnum_validity(raw):
     except (ValidationError, Exception):
         stdnum_ok = False
     assert (row["id_error"] is None) == stdnum_ok
+
+
+def _valid_codes(n: int, start: int = 2) -> list[str]:
+    out = []
+    for i in range(start, start + n):
+        yy, nnn = 50 + i // 900, 2 + i % 900
+        digits = f"0101{yy:02d}{nnn:03d}"
+        out.append(f"0101{yy:02d}{'-A'[i % 2]}{nnn:03d}{CHECK_CHARACTERS[int(digits) % 31]}")
+    return out
+
+
+def test_memo_gives_the_same_pseudonyms_and_hashes_each_code_once():
+    """Across deliveries of one build a memo looks codes up instead of hashing them again;
+    the century sign is part of the code (A and - differ), invalid codes stay unhashed."""
+    first = _valid_codes(3000) + ["131052-308U", None, " 131052a308t "]
+    second = _valid_codes(4000, start=1500) + ["131052-308T", "xx"]
+    memo = PseudonymMemo()
+    with_memo = [pseudonymize_column(c, KEY, memo).to_pylist() for c in (first, second, first)]
+    without = [pseudonymize_column(c, KEY).to_pylist() for c in (first, second, first)]
+    assert with_memo == without
+    distinct_valid = set(_valid_codes(3000)) | set(_valid_codes(4000, start=1500)) | {"131052A308T", "131052-308T"}
+    assert memo.hashed == len(memo) == len(distinct_valid) == 5500
+    assert with_memo[0][-1]["pseudonym"] == KEY.pseudonym("131052A308T") != KEY.pseudonym("131052-308T")
+    with pytest.raises(ValueError, match="one key"):
+        pseudonymize_column(first, PseudonymKey(b"j" * 32), memo)
+    with pytest.raises(TypeError):
+        pickle.dumps(memo)

@@ -18,10 +18,9 @@ import psutil
 import psycopg2
 import pytest
 import yaml
-from dagster import AssetCheckKey, AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, build_sensor_context
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, DagsterRunStatus, build_sensor_context
 
 from assets.instance import production_config, write_production_config
-from assets.resources import TyokykyResource
 from pipelines import postgres
 from tests import handmade
 from tests.conftest import build, kb, rows
@@ -79,7 +78,7 @@ def pg_build(pg, tmp_path_factory, session_key_file):
     root = tmp_path_factory.mktemp("prod")
     handmade.write(Landing(root / "landing"))
     url = database(pg, "build")
-    write_production_config(root / "data" / ".dagster", url, staging=2)
+    write_production_config(root / "data" / ".dagster", url)
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("DAGSTER_HOME", raising=False)
         summary = build(root / "landing", root / "data", session_key_file)
@@ -91,19 +90,21 @@ def test_whole_build_is_stored_in_postgres(pg_build):
     home, url = pg_build["home"], pg_build["url"]
     with DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs()
-        assert len(runs) == len(PARTNERS) + 1               # one staging run per partner, one build
+        assert len(runs) == 1                               # one run stages every partner and builds
         assert {r.status for r in runs} == {DagsterRunStatus.SUCCESS}
         for key in ("knowledge_base", "indicators", "steering_report"):
             assert instance.get_latest_materialization_event(AssetKey(key)) is not None
-        assert instance.get_materialized_partitions(AssetKey(["staging", "ttk"])) == {
-            "2021-02", "2021-03", "2021-05", "2022-07", "2022-09", "2022-10"}
+        # the run's range of periods (the first to the last delivery of any partner) is marked
+        ttk = instance.get_materialized_partitions(AssetKey(["staging", "ttk"]))
+        assert ttk == set(instance.get_dynamic_partitions("delivery_periods"))
+        assert {"2021-02", "2021-03", "2021-05", "2022-07", "2022-09", "2022-10"} <= ttk
         for partner in PARTNERS:
             history = instance.event_log_storage.get_asset_check_execution_history(
                 AssetCheckKey(AssetKey(["staging", partner]), "contract"), limit=5)
             statuses = {h.status.value for h in history}   # a ranged run also records one planned per period
             assert "SUCCEEDED" in statuses and "FAILED" not in statuses, partner
     # the rows are in PostgreSQL itself, and no SQLite storage was made beside it
-    assert sql(url, "SELECT count(*) FROM runs") == [(len(PARTNERS) + 1,)]
+    assert sql(url, "SELECT count(*) FROM runs") == [(1,)]
     assert sql(url, "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")[0][0] \
         >= 3 + 15   # kb, ind, report and every staged delivery
     assert sql(url, "SELECT count(*) FROM asset_check_executions")[0][0] >= 2 * len(PARTNERS)
@@ -121,48 +122,43 @@ def test_postgres_event_log_holds_no_identity_code(pg_build):
     assert not [c for c in codes if c in stored]
 
 
-def test_new_delivery_makes_the_sensor_request_its_runs_on_that_instance(pg_build, monkeypatch):
+def test_new_delivery_makes_the_sensor_request_its_run_on_that_instance(pg_build, monkeypatch):
     from assets.definitions import defs, landing_zone_sensor
 
     root = pg_build["root"]
     Landing(root / "landing").csv("te", "2023-01", [[handmade.P1, "091", "01", "2020-01-01", "", "Helsinki"]])
     monkeypatch.setenv("TYOKYKY_LANDING", str(root / "landing"))
     monkeypatch.setenv("TYOKYKY_DATA", str(root / "data"))
+    monkeypatch.setenv("TYOKYKY_KEY_FILE", str(pg_build["key_file"]))
     with DagsterInstance.from_config(str(pg_build["home"])) as instance:
         result = landing_zone_sensor(build_sensor_context(instance=instance))
         assert [(r.partitions_def_name, list(r.partition_keys)) for r in result.dynamic_partitions_requests] == [
-            ("te_deliveries", ["2023-01"])]
-        stage, rebuild = result.run_requests
-        assert (stage.job_name, stage.partition_key) == ("stage_te", "2023-01")
-        assert rebuild.job_name == "build_knowledge_base" and rebuild.partition_key is None
+            ("delivery_periods", ["2023-01"])]
+        [request] = result.run_requests
+        assert request.job_name is None   # the sensor's own job: build
+        assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]) \
+            == ("2023-01", "2023-01")
+        assert [k.to_user_string() for k in request.asset_selection] == [
+            "staging/te", "knowledge_base", "indicators", "steering_report"]
 
         # run what the sensor asked for, as the daemon would, on the same instance
-        instance.add_dynamic_partitions("te_deliveries", ["2023-01"])
-        resource = TyokykyResource(landing=str(root / "landing"), data=str(root / "data"),
-                                   key_file=str(pg_build["key_file"]))
-        for request in (stage, rebuild):
-            job = defs.resolve_job_def(request.job_name)
-            out = job.execute_in_process(instance=instance, partition_key=request.partition_key, tags=request.tags,
-                                         resources={"tyokyky": resource})
-            assert out.success
-        stored = {r.job_name: r.tags for r in instance.get_runs(limit=2)}
-        # the tags the run queue limits: staging per partner, one build at a time
-        assert stored["stage_te"]["tyokyky/step"] == "stage" and stored["stage_te"]["tyokyky/partner"] == "te"
-        assert stored["build_knowledge_base"]["tyokyky/step"] == "build"
+        instance.add_dynamic_partitions("delivery_periods", ["2023-01"])
+        out = defs.resolve_job_def("build").execute_in_process(instance=instance, tags=request.tags,
+                                                               asset_selection=request.asset_selection)
+        assert out.success
+        [stored] = instance.get_runs(limit=1)
+        assert stored.job_name == "build" and stored.tags["tyokyky/step"] == "build"   # what the run queue limits
         assert "2023-01" in instance.get_materialized_partitions(AssetKey(["staging", "te"]))
         # nothing new: the sensor skips
         assert "no new or changed deliveries" in str(landing_zone_sensor(build_sensor_context(instance=instance)))
 
 
 def test_production_config_queue_limits_and_retries():
-    config = production_config(None, staging=3)
+    config = production_config(None)
     assert config["storage"]["postgres"]["postgres_url"] == {"env": "TYOKYKY_PG_URL"}   # no password in the file
     runs = config["concurrency"]["runs"]
-    assert runs["max_concurrent_runs"] == 4
-    assert {"key": "tyokyky/step", "value": "build", "limit": 1} in runs["tag_concurrency_limits"]
-    assert {"key": "tyokyky/step", "value": "stage", "limit": 3} in runs["tag_concurrency_limits"]
-    assert {"key": "tyokyky/partner", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} \
-        in runs["tag_concurrency_limits"]
+    assert runs["max_concurrent_runs"] == 1   # every run writes the one data directory
+    assert runs["tag_concurrency_limits"] == [{"key": "tyokyky/step", "value": "build", "limit": 1}]
     assert config["run_retries"] == {"enabled": True, "max_retries": 2, "retry_on_asset_or_op_failure": False}
 
 
@@ -170,10 +166,10 @@ def test_serve_keeps_a_config_it_did_not_write(tmp_path):
     home = tmp_path / ".dagster"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    write_production_config(home, "postgresql+psycopg2://postgres:@/dagster?host=/x", staging=2)
+    write_production_config(home, "postgresql+psycopg2://postgres:@/dagster?host=/x")
     assert (home / "dagster.yaml.before-serve").read_text() == "telemetry:\n  enabled: false\n"
     assert yaml.safe_load((home / "dagster.yaml").read_text())["storage"]["postgres"]["postgres_url"].endswith("/x")
-    write_production_config(home, "postgresql+psycopg2://postgres:@/dagster?host=/y", staging=2)
+    write_production_config(home, "postgresql+psycopg2://postgres:@/dagster?host=/y")
     assert (home / "dagster.yaml.before-serve").read_text() == "telemetry:\n  enabled: false\n"
 
 
@@ -242,14 +238,10 @@ def wait_for(condition, seconds: float, what: str):
     return result
 
 
-def overlap(a, b) -> bool:
-    return a.start_time < b.end_time and b.start_time < a.end_time
-
-
-def test_serve_stages_side_by_side_builds_after_and_alerts_on_failure(deployment, pg):
-    """Embedded PostgreSQL, daemon and webserver: the sensor's runs go through the queue (partners
-    side by side, one run per partner at a time, the build after the staging), then a run submitted
-    through the webserver fails on bad setup without a retry and the daemon's sensor alerts.
+def test_serve_stages_and_builds_in_one_run_and_alerts_on_failure(deployment, pg):
+    """Embedded PostgreSQL, daemon and webserver: the sensor's one run goes through the queue and
+    stages every partner's deliveries before it builds, then a run submitted through the webserver
+    fails on bad setup without a retry and the daemon's sensor alerts.
     (`pg`: skipped where PostgreSQL cannot start, like the other tests here.)"""
     from dagster_graphql import DagsterGraphQLClient
 
@@ -270,36 +262,30 @@ def test_serve_stages_side_by_side_builds_after_and_alerts_on_failure(deployment
         with DagsterInstance.from_config(str(home)) as instance:
             def all_done():
                 records = instance.get_run_records()
-                done = len(records) == 4 and all(r.dagster_run.is_finished for r in records)
-                return records if done else None
-            records = wait_for(all_done, 300, "the sensor's three staging runs and the build")
-            assert {r.dagster_run.status for r in records} == {DagsterRunStatus.SUCCESS}
-            by_job = {}
-            for r in records:
-                by_job.setdefault(r.dagster_run.job_name, []).append(r)
-            assert sorted((j, len(rs)) for j, rs in by_job.items()) == [
-                ("build_knowledge_base", 1), ("stage_te", 1), ("stage_ttk", 2)]
-            stage = by_job["stage_ttk"] + by_job["stage_te"]
-            assert not overlap(*by_job["stage_ttk"])                   # one run per partner at a time
-            [te] = by_job["stage_te"]
-            te_launched = instance.get_records_for_run(
-                te.dagster_run.run_id, of_type=DagsterEventType.RUN_STARTING).records[0].event_log_entry.timestamp
-            assert te_launched < min(r.end_time for r in by_job["stage_ttk"])   # partners side by side
+                return records if records and all(r.dagster_run.is_finished for r in records) else None
+            records = wait_for(all_done, 300, "the sensor's run")
+            failures = [e.message for r in records for e in instance.all_logs(r.dagster_run.run_id)
+                        if e.dagster_event and e.dagster_event.is_failure]
+            assert not failures, failures
+            assert [(r.dagster_run.job_name, r.dagster_run.status) for r in records] == [
+                ("build", DagsterRunStatus.SUCCESS)]                   # one run: 3 deliveries of 2 partners
+            assert {"2021-02", "2021-03"} <= instance.get_materialized_partitions(AssetKey(["staging", "ttk"]))
+            staged = instance.get_latest_materialization_event(AssetKey(["staging", "te"])).timestamp
             built = instance.get_latest_materialization_event(AssetKey("knowledge_base")).timestamp
-            assert built >= max(r.end_time for r in stage)              # the build came after all staging
-            assert instance.get_materialized_partitions(AssetKey(["staging", "ttk"])) == {"2021-02", "2021-03"}
+            assert built >= staged                                     # the build came after the staging
         assert (data / "tyokyky.duckdb").exists()
 
         (data / "parameters.yaml").write_text("no_such_section: {}\n")   # the next build fails on bad setup
         client = DagsterGraphQLClient("127.0.0.1", port_number=port)
-        run_id = client.submit_job_execution("build_knowledge_base")
+        run_id = client.submit_job_execution("build", tags={"dagster/asset_partition_range_start": "2021-02",
+                                                            "dagster/asset_partition_range_end": "2021-02"})
         wait_for(lambda: client.get_run_status(run_id) in (DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS),
                  180, "the submitted run to finish")
         assert client.get_run_status(run_id) == DagsterRunStatus.FAILURE
         alerts_log = data / "alerts.log"
         wait_for(alerts_log.exists, 120, "an alert line")
         line = alerts_log.read_text()
-        assert f"run {run_id} (build_knowledge_base) failed" in line
+        assert f"run {run_id} (build) failed" in line
         assert "knowledge_base" in line and "unknown section 'no_such_section'" in line
         url = postgres.embedded_url(data)
         assert ("tyokyky/step", "build") in sql(url, f"SELECT key, value FROM run_tags WHERE run_id = '{run_id}'")
@@ -361,7 +347,7 @@ def test_run_on_the_production_instance_without_its_server_is_one_line(tmp_path,
     from tyokyky.run import BuildStopped, run
 
     (tmp_path / "landing").mkdir()
-    write_production_config(tmp_path / "data" / ".dagster", None, staging=2)
+    write_production_config(tmp_path / "data" / ".dagster", None)
     settings = Settings(tmp_path / "landing", tmp_path / "data", key_file)
     with pytest.raises(BuildStopped, match="reads its PostgreSQL URL from TYOKYKY_PG_URL, which is not set"):
         run(settings, log=lambda *_: None)

@@ -3,14 +3,12 @@ a build waits while staging runs are queued or running."""
 from __future__ import annotations
 
 import errno
-import time
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RetryRequested, materialize
+from dagster import DagsterEventType, DagsterInstance, materialize
 
-from assets.definitions import defs
 from assets.resources import TyokykyResource
-from assets.run_policy import FILE_SYSTEM_RETRY, STAGING_POLL_SECONDS, STALE_AFTER_SECONDS, wait_for_staging
+from assets.run_policy import FILE_SYSTEM_RETRY
 from assets.warehouse import knowledge_base_and_indicators
 from pipelines import knowledge_base
 
@@ -79,25 +77,6 @@ def test_a_persistent_file_system_fault(resource, monkeypatch, error, tries):
     assert not result.success and len(calls) == tries
 
 
-def test_a_build_waits_while_staging_runs_are_pending(tmp_path, monkeypatch):
-    real_time = time.time
-    (tmp_path / "home").mkdir()
-    with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
-        wait_for_staging(instance, {})   # nothing staging: no wait
-        run = instance.create_run_for_job(defs.resolve_job_def("stage_te"), status=DagsterRunStatus.NOT_STARTED,
-                                          tags={"tyokyky/step": "stage", "tyokyky/partner": "te"})
-        with pytest.raises(RetryRequested) as waited:
-            wait_for_staging(instance, {"tyokyky/step": "build"})
-        assert waited.value.seconds_to_wait == STAGING_POLL_SECONDS
-        wait_for_staging(instance, {"tyokyky/wait_for_staging": "no"})   # tyokyky run: staged in its own process
-        monkeypatch.setattr(time, "time", lambda: real_time() + STALE_AFTER_SECONDS + 1)
-        wait_for_staging(instance, {})   # left behind by a killed process hours ago: no longer counts
-        monkeypatch.undo()
-        instance.report_run_canceled(run)
-        wait_for_staging(instance, {})
-
-
-
 def test_run_names_the_error_after_the_retries(tmp_path, monkeypatch):
     """`tyokyky run` retries an I/O error, then says what it was, not only that retries ran out."""
     from pseudonymize import generate_secret_file
@@ -113,6 +92,6 @@ def test_run_names_the_error_after_the_retries(tmp_path, monkeypatch):
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(knowledge_base, "build", broken_disk)
-    with pytest.raises(BuildStopped, match=r"^running knowledge_base, indicators, steering_report failed 4 times: "
+    with pytest.raises(BuildStopped, match=r"^running step knowledge_base_and_indicators failed 4 times: "
                                            r"OSError: \[Errno 5\] Input/output error$"):
         build(tmp_path / "landing", tmp_path / "data", key)

@@ -1,8 +1,8 @@
 """Materialise every asset through Dagster, in process (the ``tyokyky run`` command).
 
-One run per partner with new or changed deliveries (a single-run range over its
-periods), then one run for knowledge base, indicators and report. The in-process
-executor avoids a subprocess and a fresh import of GX per step.
+One run, as the sensor and the schedule request it (assets/automation.py): the new or
+changed deliveries of every partner over a range of delivery periods, then knowledge base,
+indicators and report. The in-process executor avoids a subprocess and a fresh import of GX.
 
 The whole run holds the data directory (one writer at a time) and starts by freeing what
 a killed run left behind. Whatever stops it becomes one line (BuildStopped).
@@ -19,7 +19,6 @@ from pathlib import Path
 import duckdb
 import yaml
 from dagster import (
-    AssetKey,
     DagsterEventType,
     DagsterExecutionStepExecutionError,
     DagsterInstance,
@@ -28,15 +27,11 @@ from dagster import (
     materialize,
 )
 
-from assets.automation import add_missing_partitions, periods_to_stage
-from assets.checks import PARTNER_CHECKS
+from assets.automation import add_new_periods, known_periods, plan
+from assets.definitions import ASSETS
 from assets.instance import InstanceError, open_instance
-from assets.partners import PARTNER_ASSETS
 from assets.recovery import SlotHeld, check_build_slot, recover
-from assets.report import steering_report
 from assets.resources import TyokykyResource
-from assets.run_policy import STEP_TAG, WAIT_TAG
-from assets.warehouse import knowledge_base_and_indicators
 from pipelines import landing, staging
 from pipelines.data_lock import PROCESS_TAG, DataDirBusy, data_lock, process_token
 from pipelines.knowledge_base import KnowledgeBaseError, load_parameters
@@ -47,7 +42,6 @@ from schemas import load_contracts
 
 ATTEMPT_TAG = "tyokyky/attempt"  # finds this call's run in the instance
 PROJECT_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
-ALL_ASSETS = [*PARTNER_ASSETS, knowledge_base_and_indicators, steering_report]
 # The command line prints its own one-line summary; every event stays in Dagster's event log.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -90,7 +84,6 @@ def error_line(e: BaseException, what: str) -> str:
 class RunSummary:
     staged: dict[str, list[str]] = field(default_factory=dict)
     rejected: list[str] = field(default_factory=list)
-    failed_checks: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     kb_path: Path | None = None
     report: Path | None = None
@@ -119,14 +112,30 @@ def _materialize(selection, resource, instance, **kwargs):
     tags = {PROCESS_TAG: process_token(), ATTEMPT_TAG: attempt, **kwargs.pop("tags", {})}
     what = "running " + ", ".join(k.to_user_string() for k in selection)
     try:
-        return materialize([*ALL_ASSETS, *PARTNER_CHECKS], selection=selection, resources={"tyokyky": resource},
+        return materialize(ASSETS, selection=selection, resources={"tyokyky": resource},
                            instance=instance, run_config=QUIET, tags=tags, **kwargs)
     except DagsterExecutionStepExecutionError as e:
         raise BuildStopped(step_error_line(e.user_exception, f"running step {e.step_key}")) from None
     except Exception as e:  # raised as is by in-process execution
         if type(e).__name__ == "DagsterMaxRetriesExceededError":  # retried, and failed each time: say why
             raise BuildStopped(last_step_failure(instance, attempt, what) or step_error_line(e, what)) from None
+        if type(e).__name__ == "DagsterAssetCheckFailedError":  # a blocking check stopped the run
+            raise BuildStopped(failed_checks_line(instance, attempt) or step_error_line(e, what)) from None
         raise BuildStopped(step_error_line(e, what)) from None
+
+
+def failed_checks_line(instance: DagsterInstance, attempt: str) -> str | None:
+    """Which blocking checks of our run failed, from Dagster's event log."""
+    runs = instance.get_runs(RunsFilter(tags={ATTEMPT_TAG: attempt}), limit=1)
+    if not runs:
+        return None
+    failed = sorted({f"{ev.asset_key.path[-1]}: {ev.check_name}"
+                     for e in instance.all_logs(runs[0].run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+                     if not (ev := e.dagster_event.event_specific_data).passed and ev.severity.value == "ERROR"})
+    if not failed:
+        return None
+    return ("blocking data-quality check(s) failed: " + ", ".join(failed)
+            + "; the previous knowledge base is kept (see the checks in the Dagster UI)")
 
 
 def last_step_failure(instance: DagsterInstance, attempt: str, what: str) -> str | None:
@@ -145,7 +154,9 @@ def last_step_failure(instance: DagsterInstance, attempt: str, what: str) -> str
     if error is None:
         return None
     message = (error.message or error.cls_name).strip().splitlines()[0]
-    return redact(f"{what} failed {1 + len(retries)} times: {message}")[:500]
+    step = failures[-1].step_key
+    tries = 1 + sum(r.step_key == step for r in retries)
+    return redact(f"{f'running step {step}' if step else what} failed {tries} times: {message}")[:500]
 
 
 def step_error_line(e: BaseException, what: str) -> str:
@@ -214,29 +225,18 @@ def _run_locked(settings: Settings, key, log) -> RunSummary:
     summary.warnings += [str(w) for w in scan_warnings]
     summary.warnings += withdrawn_deliveries(settings, deliveries)
     resource = TyokykyResource.from_settings(settings)
-    contracts = load_contracts()
-    add_missing_partitions(instance, deliveries)
-    for partner, todo in sorted(periods_to_stage(settings, deliveries, contracts, key).items()):
-        keys = instance.get_dynamic_partitions(f"{partner}_deliveries")
-        first, last = min(todo, key=keys.index), max(todo, key=keys.index)
+    p = plan(settings, deliveries, load_contracts(), set(known_periods(instance)), key)
+    known = add_new_periods(instance, p)
+    for partner, todo in sorted(p.changed.items()):
         log(f"staging {partner}: {len(todo)} deliver{'y' if len(todo) == 1 else 'ies'}")
-        tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
-        result = _materialize([AssetKey(["staging", partner])], resource, instance, tags=tags)
-        summary.staged[partner] = todo
-        for ev in result.get_asset_check_evaluations():
-            if not ev.passed and ev.severity.value == "ERROR":
-                summary.failed_checks.append(f"{partner}: {ev.check_name}")
-    if summary.failed_checks:
-        raise BuildStopped("blocking data-quality check(s) failed: " + ", ".join(summary.failed_checks)
-                           + "; the previous knowledge base is kept (see the checks in the Dagster UI)")
+    summary.staged = dict(p.changed)
+    log("building knowledge base, indicators and report")
+    check_build_slot(instance)
+    _materialize(p.selection(), resource, instance, tags=p.tags(known))
     for d in deliveries:
         last = staging.read_state(settings.staging, d.partner, d.period)["last_attempt"]
         if last and last["status"] == "rejected":
             summary.rejected.append(f"{d.partner} {d.period}: {last['reason']}")
-    log("building knowledge base, indicators and report")
-    check_build_slot(instance)
-    _materialize([AssetKey("knowledge_base"), AssetKey("indicators"), AssetKey("steering_report")],
-                 resource, instance, tags={STEP_TAG: "build", WAIT_TAG: "no"})  # staged just above
     summary.kb_path = settings.kb_path
     reports = sorted(settings.reports.glob("ohjausryhmaraportti_*.pdf"), key=lambda p: p.stat().st_mtime)
     summary.report = reports[-1] if reports else None

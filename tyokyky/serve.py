@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from assets.instance import staging_runs, write_production_config
+from assets.instance import write_production_config
 from pipelines import postgres
 from pipelines.settings import Settings
 from pseudonymize import KeyFileError, load_key_file
@@ -172,10 +172,6 @@ def _check_settings(settings: Settings) -> None:
         load_key_file(settings.key_file)
     except KeyFileError as e:
         raise ServeError(str(e)) from None
-    try:
-        staging_runs()
-    except ValueError as e:
-        raise ServeError(str(e)) from None
 
 
 def _running(settings: Settings) -> dict | None:
@@ -210,8 +206,7 @@ def serve(settings: Settings, port: int = 3000, out=print) -> int:
             postgres.start_embedded(settings.data)
             where = str(postgres.embedded_dir(settings.data))
         # external: the file names the variable, never the URL (it may hold a password)
-        write_production_config(settings.dagster_home, None if external else postgres.embedded_url(settings.data),
-                                staging_runs())
+        write_production_config(settings.dagster_home, None if external else postgres.embedded_url(settings.data))
         env = _environment(settings)
         workspace = ["-m", "assets.definitions"]
         children.append(_start("dagster-daemon", ["run", *workspace], env, logs))
