@@ -6,13 +6,14 @@ from pathlib import Path
 from dagster import AssetCheckResult, AssetCheckSeverity
 
 from assets.names import CONTRACT_CHECK, WARNINGS_CHECK, staging_key
-from pipelines import quality, staging
+from pipelines import quality, staging, timing
 from schemas import Contract
 
 
 def contract_result(staging_dir: Path, contract: Contract, periods: list[str]) -> AssetCheckResult:
     """Blocking: the staged rows of ``periods`` keep the contract (GX on a repeatable sample)."""
-    passed, failures, checked, total = quality.check_contract(staging_dir, contract, periods)
+    with timing.stage("checks"):
+        passed, failures, checked, total = quality.check_contract(staging_dir, contract, periods)
     return AssetCheckResult(asset_key=staging_key(contract.partner), check_name=CONTRACT_CHECK, passed=passed,
                             severity=AssetCheckSeverity.ERROR,
                             metadata={"periods_checked": len(periods), "rows_checked": checked, "rows_staged": total,
@@ -21,7 +22,8 @@ def contract_result(staging_dir: Path, contract: Contract, periods: list[str]) -
 
 def warnings_result(staging_dir: Path, contract: Contract, periods: list[str]) -> AssetCheckResult:
     """Warning: overlaps, implausible birth years and a high quarantine share in ``periods``."""
-    found = quality.warnings(contract, staging_dir, periods)
+    with timing.stage("checks"):
+        found = quality.warnings(contract, staging_dir, periods)
     high_quarantine = []
     for p in periods:
         last = staging.read_state(staging_dir, contract.partner, p)["last_attempt"] or {}

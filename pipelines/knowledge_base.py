@@ -114,10 +114,12 @@ def _apply_erasure(con: duckdb.DuckDBPyConnection, deliveries: list[dict], stagi
     A delivery remembers the withdrawal set it was last checked against, so a build scans
     only files staged since, unless someone new has withdrawn (then every file, once)."""
     todo = [d for d in deliveries if _rows_file(d) and d.get("erasure_checked") != digest]
-    for cache in Path(staging).glob("*/_current.json"):  # caches made before this withdrawal set
+    for cache in Path(staging).glob("*/_superseded.json"):  # caches made before this withdrawal set
         if _cache_meta(cache).get("erasure") != digest:
             cache.with_suffix(".parquet").unlink(missing_ok=True)
             cache.unlink()
+    for old in Path(staging).glob("*/_current.*"):  # the cache of earlier versions: whole copies of the rows
+        old.unlink()
     purged = 0
     if todo and con.sql("SELECT count(*) FROM withdrawn").fetchall()[0][0]:
         hits = con.sql(f"""
@@ -150,38 +152,66 @@ def _cache_meta(path: Path) -> dict:
         return {}
 
 
-def _current_versions(con, contract: Contract, files: list[Path], staging: Path, digest: str) -> tuple[Path, str]:
-    """The partner's latest record versions (natural key, latest period wins) as Parquet.
+@dataclass
+class Latest:
+    """A partner's latest record versions: its staged files less the rows a later version of
+    the same natural key supersedes (listed by file and line in ``superseded``)."""
 
-    Cached per partner (``_current.parquet``) under a signature of the staged files and the
-    withdrawal set: an unchanged partner skips the window over its whole history, which is
-    most of an incremental build. Returns the file and its signature."""
+    files: list[Path]
+    superseded: Path
+    columns: list[tuple[str, str]]   # (name, DuckDB type) of the staged rows, as the contract says
+    present: set[str]                # the columns some staged file has (others read as NULL)
+
+    def select_sql(self) -> str:
+        """The latest versions, typed as the contract says (also when no file exists yet)."""
+        typed = ", ".join(f"CAST(r.{q(n)} AS {t}) AS {q(n)}" if n in self.present else f"NULL::{t} AS {q(n)}"
+                          for n, t in self.columns if n != "source_line")
+        if not self.files:
+            return f"SELECT {typed} FROM (SELECT 1) r WHERE false"
+        return f"""SELECT {typed} FROM read_parquet({_files_sql(self.files)}, union_by_name = true, filename = true) r
+                   ANTI JOIN read_parquet({_path_sql(self.superseded)}) s
+                     ON r.filename = s.file AND r.source_line = s.line
+                   WHERE r.pseudonym IS NOT NULL"""
+
+
+def _latest_versions(con, contract: Contract, files: list[Path], staging: Path, digest: str) -> tuple[Latest, str]:
+    """The partner's latest record versions (natural key, latest period wins, then latest line).
+
+    Most keys are delivered once, so the files are read as they are and only the rows that a
+    later version supersedes are listed (``_superseded.parquet``: file and line, nothing about
+    a person). Cached per partner under a signature of the staged files and the withdrawal
+    set: an unchanged partner costs nothing in an incremental build. Returns it and the signature."""
     cols = staging_columns(contract)
-    cache = Path(staging) / contract.partner / "_current.parquet"
-    stamp = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(files)]
+    files = sorted(files)
+    folder = Path(staging) / contract.partner
+    superseded = folder / "_superseded.parquet"
+    stamp = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
     signature = hashlib.sha256(json.dumps([stamp, digest, PIPELINE_VERSION, [list(c) for c in cols]]).encode()
                                ).hexdigest()
-    meta = cache.with_suffix(".json")
-    if meta.exists() and cache.exists() and _cache_meta(meta).get("signature") == signature:
-        return cache, signature
-    name = f"all_{contract.partner}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({', '.join(f'{q(n)} {t}' for n, t in cols)})")
-    if files:
-        con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM read_parquet({_files_sql(files)}, union_by_name = true)")
+    present = {r[0] for r in con.sql(f"DESCRIBE SELECT * FROM read_parquet({_files_sql(files)}, "
+                                     "union_by_name = true)").fetchall()} if files else set()
+    latest = Latest(files, superseded, cols, present)
+    meta = superseded.with_suffix(".json")
+    if meta.exists() and superseded.exists() and _cache_meta(meta).get("signature") == signature:
+        return latest, signature
     key = ", ".join("pseudonym" if k == contract.identifier else q(contract.column(k).target)
                     for k in contract.natural_key)
-    tmp = cache.with_suffix(".parquet.tmp")
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(f"""
-        COPY (SELECT * EXCLUDE (source_line) FROM {name} WHERE pseudonym IS NOT NULL
-              QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY delivery_period DESC, source_line DESC) = 1)
-        TO {_path_sql(tmp)} (FORMAT parquet, COMPRESSION zstd)""")
-    con.execute(f"DROP TABLE {name}")
-    os.replace(tmp, cache)
+    tmp = superseded.with_suffix(".parquet.tmp")
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = "(SELECT NULL::VARCHAR AS file, NULL::BIGINT AS line WHERE false)"
+    if files:  # a hash finds the keys delivered more than once (a collision only sends more rows to the window)
+        rows = f"""(
+            WITH rows AS (SELECT filename AS file, source_line AS line, delivery_period, {key}, hash({key}) AS _key
+                          FROM read_parquet({_files_sql(files)}, union_by_name = true, filename = true)
+                          WHERE pseudonym IS NOT NULL)
+            SELECT file, line FROM rows WHERE _key IN (SELECT _key FROM rows GROUP BY _key HAVING count(*) > 1)
+            QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY delivery_period DESC, line DESC) > 1)"""
+    con.execute(f"COPY {rows} TO {_path_sql(tmp)} (FORMAT parquet, COMPRESSION zstd)")
+    os.replace(tmp, superseded)
     tmp_meta = meta.with_suffix(".json.tmp")
     tmp_meta.write_text(json.dumps({"signature": signature, "erasure": digest}))
     os.replace(tmp_meta, meta)
-    return cache, signature
+    return latest, signature
 
 
 def contract_views_answer(con: duckdb.DuckDBPyConnection) -> dict[str, int | None]:
@@ -285,7 +315,7 @@ class Prepared:
     held_back: pa.Table              # programme clients without consent in force (pseudonym)
     withdrawn: int
     purged_rows: int
-    current: dict[str, tuple[Path, str]]   # partner -> (latest versions Parquet, signature)
+    current: dict[str, tuple[Latest, str]]   # partner -> (latest versions, signature)
     exclusion: str                   # identifies who is withdrawn or held back
 
     @property
@@ -354,7 +384,7 @@ def prepare(staging: Path, contracts: dict[str, Contract], key_fingerprint: str)
         purged = _apply_erasure(work, deliveries, staging, digest)
         held_back = _held_back(work, contracts, by_partner)
         withdrawn = work.sql("SELECT count(*) FROM withdrawn").fetchall()[0][0]
-        current = {p: _current_versions(work, c, [f for d in by_partner[p] if (f := _rows_file(d))], staging, digest)
+        current = {p: _latest_versions(work, c, [f for d in by_partner[p] if (f := _rows_file(d))], staging, digest)
                    for p, c in contracts.items() if not c.consent}
     finally:
         work.close()
@@ -400,8 +430,8 @@ def _kb_tables(con, prep: Prepared, carried: set[str]) -> None:
     """Step 4: the kb tables from staging (sql/kb), persons held back left out."""
     con.register("held_back_rows", prep.held_back)
     con.execute("CREATE TEMP TABLE excluded AS SELECT pseudonym FROM held_back_rows")
-    for partner, (cache, _) in prep.current.items():
-        con.execute(f"""CREATE TEMP VIEW stg_{partner} AS SELECT * FROM read_parquet({_path_sql(cache)})
+    for partner, (latest, _) in prep.current.items():
+        con.execute(f"""CREATE TEMP VIEW stg_{partner} AS SELECT * FROM ({latest.select_sql()})
                         WHERE pseudonym NOT IN (SELECT pseudonym FROM excluded)""")
     with timing.stage("kb"):
         for path in sql_files("kb"):
@@ -511,7 +541,8 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
     not a delivery (unknown when not given)."""
     staging, target = Path(staging), Path(target)
     parameters = parameters or load_parameters()
-    prep = prepare(staging, contracts, key_fingerprint)
+    with timing.stage("latest"):
+        prep = prepare(staging, contracts, key_fingerprint)
     carried = carried_tables(target, key_fingerprint, prep, contracts)
     as_of = as_of_date(prep, contracts)
     building, con = _open_new_file(target, carried)

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines import timing
 from pseudonymize.redact import redact, redact_count
 from schemas.contract import Contract
 
@@ -189,6 +190,11 @@ def scan(landing: Path, contracts: dict[str, Contract], hash_cache: Path | None 
          ) -> tuple[list[Delivery], list[Ignored]]:
     """Every delivery in the landing zone, and everything else in it, listed as ignored with
     the reason (stray files, unknown folders, folders that are not a period)."""
+    with timing.stage("landing"):
+        return _scan(landing, contracts, hash_cache)
+
+
+def _scan(landing: Path, contracts: dict[str, Contract], hash_cache: Path | None) -> tuple[list[Delivery], list[Ignored]]:
     hashes = HashCache(hash_cache)
     landing = Path(landing)
     if not landing.is_dir():

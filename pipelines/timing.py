@@ -1,7 +1,8 @@
 """Per-stage wall time and row counts, for the benchmark (no effect on results).
 
-Stages: read, pseudonymise, stage (validate + write), kb, ind, impact (the TTK impact
-comparison of spec v2), report. Nothing is tallied unless someone records:
+Stages: landing (scan and hash the landing zone), read, pseudonymise, stage (validate +
+write), checks (GX and the warning checks), latest (consent and each partner's latest record
+versions), kb, ind, impact (the TTK impact comparison of spec v2), report. Nothing is tallied unless someone records:
 ``with timing.recording() as t:`` makes ``t`` (a :class:`Timings`) the tally that
 :func:`stage` adds to, from every thread, until the block ends. Deliveries stage side by
 side, so staging seconds add up the time of every thread.

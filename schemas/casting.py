@@ -32,6 +32,11 @@ def raw_name(contract: Contract, column: Column) -> str:
     return f"r{contract.columns.index(column)}"
 
 
+def trimmed_name(contract: Contract, column: Column) -> str:
+    """Trimmed raw text, NULL when empty, is t0, t1, …: trimmed once, read by every check."""
+    return f"t{contract.columns.index(column)}"
+
+
 def parsed_name(contract: Contract, column: Column) -> str:
     """Parsed (not yet range-checked) values are p0, p1, …: each parse runs once per row."""
     return f"p{contract.columns.index(column)}"
@@ -40,8 +45,7 @@ def parsed_name(contract: Contract, column: Column) -> str:
 def _column_sql(contract: Contract, c: Column) -> tuple[str, str, list[tuple[str, str]]]:
     """(parse expression over the raw text, typed expression over the parsed value,
     (condition, reason) checks over raw / parsed / typed names) for one column."""
-    raw = raw_name(contract, c)
-    r = f"nullif(trim({raw}), '')"
+    r = trimmed_name(contract, c)
     p = parsed_name(contract, c)
     checks: list[tuple[str, str]] = []
     if c.required:
@@ -91,7 +95,7 @@ def _column_sql(contract: Contract, c: Column) -> tuple[str, str, list[tuple[str
         hi = c.maximum if c.maximum is not None else "1e308"
         checks.append((f"{p} NOT BETWEEN {lo} AND {hi}", f"{c.name}: outside its range {c.minimum}–{c.maximum}"))
     if c.range_by:
-        by = f"nullif(trim({raw_name(contract, contract.column(c.range_by['column']))}), '')"
+        by = trimmed_name(contract, contract.column(c.range_by["column"]))
         for code, rng in c.range_by["ranges"].items():
             decimals = rng.get("decimals")
             cond = f"{p} NOT BETWEEN {rng['min']} AND {rng['max']}"
@@ -106,8 +110,8 @@ def _column_sql(contract: Contract, c: Column) -> tuple[str, str, list[tuple[str
 def validation_sql(contract: Contract, source: str) -> str:
     """SQL that types every row of ``source`` and gives each its first error (or NULL).
 
-    Three steps so that every value is parsed once: parse the raw text (p0, p1, …), type
-    it (the contract's names), then pick the first failing check.
+    Steps so that every value is trimmed and parsed once: trim the raw text (t0, t1, …),
+    parse it (p0, p1, …), type it (the contract's names), then pick the first failing check.
     """
     parsed_cols, typed_cols, checks = [], [], [("id_error IS NOT NULL", None)]
     for c in contract.data_columns:
@@ -128,15 +132,17 @@ def validation_sql(contract: Contract, source: str) -> str:
         else:
             cases.append(f"WHEN coalesce({cond}, false) THEN {lit(reason)}")
     raw_cols = ", ".join(raw_name(contract, c) for c in contract.data_columns)
-    parsed_names = ", ".join(parsed_name(contract, c) for c in contract.data_columns)
+    trimmed = ", ".join(f"nullif(trim({raw_name(contract, c)}), '') AS {trimmed_name(contract, c)}"
+                        for c in contract.data_columns)
+    helpers = ", ".join(f"{trimmed_name(contract, c)}, {parsed_name(contract, c)}" for c in contract.data_columns)
     return f"""
-        WITH parsed AS (
-            SELECT _line, pseudonym, birth_year, sex, temporary_id, id_error, {raw_cols},
-                   {', '.join(parsed_cols)}
+        WITH trimmed AS (
+            SELECT _line, pseudonym, birth_year, sex, temporary_id, id_error, {raw_cols}, {trimmed}
             FROM {source}
         ),
+        parsed AS (SELECT *, {', '.join(parsed_cols)} FROM trimmed),
         typed AS (SELECT *, {', '.join(typed_cols)} FROM parsed)
-        SELECT * EXCLUDE ({parsed_names}), CASE {' '.join(cases)} END AS reason FROM typed
+        SELECT * EXCLUDE ({helpers}), CASE {' '.join(cases)} END AS reason FROM typed
     """
 
 

@@ -203,7 +203,7 @@ def test_withdrawal_after_an_earlier_build_erases_caches_too(tmp_path, key_file)
     summary = build(landing.root, data, key_file)
     assert summary.staged == {"suostumukset": ["2022-12"]}
     assert all_text_hits(data, p5) == []
-    assert list(data.glob("staging/*/_current.parquet"))  # the caches were rebuilt without P5
+    assert list(data.glob("staging/*/_superseded.parquet"))  # the caches: lines to skip, no pseudonym in them
 
 
 def _everything(data):

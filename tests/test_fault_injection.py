@@ -389,7 +389,7 @@ def test_withdrawn_delivery_folder_is_reported_and_its_rows_stay(tmp_path):
     assert cli(*args).returncode == 0
     before = kb_rows(tmp_path / "data", "SELECT count(*) AS n FROM kb.episodes")[0]["n"]
     shutil.rmtree(land.root / "ttk/2021-04")
-    metas = list((tmp_path / "data/staging").glob("*/_current.json"))
+    metas = list((tmp_path / "data/staging").glob("*/_superseded.json"))
     for meta in metas:  # as a crash while writing them would leave them: stale, not fatal
         meta.write_text('{"signat')
     assert metas
