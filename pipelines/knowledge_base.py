@@ -29,7 +29,7 @@ import yaml
 
 from pipelines import timing
 from pipelines.limits import duckdb_config
-from pipelines.staging import PIPELINE_VERSION
+from pipelines.staging import PIPELINE_VERSION, other_keys
 from schemas.casting import lit, q, staging_columns
 from schemas.contract import Contract, with_role
 
@@ -194,8 +194,7 @@ def _latest_versions(con, contract: Contract, files: list[Path], staging: Path, 
     meta = superseded.with_suffix(".json")
     if meta.exists() and superseded.exists() and _cache_meta(meta).get("signature") == signature:
         return latest, signature
-    key = ", ".join("pseudonym" if k == contract.identifier else q(contract.column(k).target)
-                    for k in contract.natural_key)
+    key = ", ".join(q(k) for k in contract.key_columns())
     tmp = superseded.with_suffix(".parquet.tmp")
     folder.mkdir(parents=True, exist_ok=True)
     rows = "(SELECT NULL::VARCHAR AS file, NULL::BIGINT AS line WHERE false)"
@@ -324,12 +323,9 @@ class Prepared:
 
 
 def _refuse_other_keys(deliveries: list[dict], key_fingerprint: str) -> None:
-    fingerprints = {d["loaded"]["key_fingerprint"] for d in deliveries if d.get("loaded")}
-    if fingerprints - {key_fingerprint}:
-        raise KnowledgeBaseError(
-            "staging holds pseudonyms made under another key (fingerprint "
-            f"{', '.join(sorted(f[:12] for f in fingerprints - {key_fingerprint}))}); refusing to mix keys: "
-            "use the original key file or re-stage into a new data directory")
+    if shown := other_keys({d["loaded"]["key_fingerprint"] for d in deliveries if d.get("loaded")}, key_fingerprint):
+        raise KnowledgeBaseError(f"staging holds pseudonyms made under another key (fingerprint {shown}); refusing "
+                                 "to mix keys: use the original key file or re-stage into a new data directory")
 
 
 def _consent(work, contracts: dict[str, Contract], by_partner: dict[str, list[dict]]) -> dict | None:

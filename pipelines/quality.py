@@ -76,7 +76,7 @@ def expectations(contract: Contract) -> list:
         high, low = (a, b) if rule["rule"] == "not_before" else (b, a)
         exps.append(E.ExpectColumnPairValuesAToBeGreaterThanB(
             column_A=high, column_B=low, or_equal=True, ignore_row_if="either_value_is_missing"))
-    key = [id_column if k == contract.identifier else contract.column(k).target for k in contract.natural_key]
+    key = contract.key_columns(identifier_as=id_column)
     exps.append(E.ExpectCompoundColumnsToBeUnique(column_list=key + ["delivery_period"]))
     return exps
 

@@ -86,11 +86,16 @@ def staged_fingerprints(staging: Path) -> set[str]:
     return found
 
 
+def other_keys(fingerprints: set[str], key_fingerprint: str) -> str | None:
+    """The short fingerprints of keys other than ``key_fingerprint`` among ``fingerprints`` (None if
+    none): pseudonyms made under two keys never meet in one data directory."""
+    other = fingerprints - {key_fingerprint}
+    return ", ".join(sorted(f[:12] for f in other)) if other else None
+
+
 def check_key(staging: Path, key: PseudonymKey) -> None:
-    """Refuse to mix pseudonyms made under two keys in one data directory."""
-    other = staged_fingerprints(staging) - {key.fingerprint}
-    if other:
-        shown = ", ".join(sorted(f[:12] for f in other))
+    """Refuse to stage with another key than staging was made with."""
+    if shown := other_keys(staged_fingerprints(staging), key.fingerprint):
         raise StagingError(f"staging in {staging} was pseudonymised with key fingerprint {shown}, not "
                            f"{key.short_fingerprint}: use the original key file, or a new data directory")
 

@@ -147,8 +147,7 @@ def validation_sql(contract: Contract, source: str) -> str:
 
 
 def _key_sql(contract: Contract) -> str:
-    return ", ".join("pseudonym" if k == contract.identifier else q(contract.column(k).target)
-                     for k in contract.natural_key)
+    return ", ".join(q(k) for k in contract.key_columns())
 
 
 def dedupe_sql(contract: Contract, rows: str) -> str:

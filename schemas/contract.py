@@ -80,6 +80,10 @@ class Contract:
         """Every column but the identity code."""
         return tuple(c for c in self.columns if c.type != "identity")
 
+    def key_columns(self, identifier_as: str = "pseudonym") -> list[str]:
+        """The natural key as staged column names (the identity code is staged as ``identifier_as``)."""
+        return [identifier_as if k == self.identifier else self.column(k).target for k in self.natural_key]
+
     def file_name_regex(self) -> re.Pattern:
         pattern = re.escape(self.file["name"]).replace(r"\{period\}", r"(?P<period>\d{6})")
         return re.compile(f"^{pattern}$")
