@@ -122,15 +122,19 @@ def _apply_erasure(con: duckdb.DuckDBPyConnection, deliveries: list[dict], stagi
         old.unlink()
     purged = 0
     if todo and con.sql("SELECT count(*) FROM withdrawn").fetchall()[0][0]:
+        files = _files_sql([_rows_file(d) for d in todo])
+        # a withdrawn person is known by sha256(pseudonym): hash each distinct pseudonym once, not each row
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE erase AS
+            SELECT pseudonym FROM (SELECT DISTINCT pseudonym FROM read_parquet({files}, union_by_name = true)
+                                   WHERE pseudonym IS NOT NULL)
+            WHERE sha256(pseudonym) IN (SELECT erasure_token FROM withdrawn)""")
         hits = con.sql(f"""
-            SELECT filename, count(*) FROM read_parquet({_files_sql([_rows_file(d) for d in todo])},
-                                                        filename = true, union_by_name = true)
-            WHERE pseudonym IS NOT NULL AND sha256(pseudonym) IN (SELECT erasure_token FROM withdrawn)
-            GROUP BY filename""").fetchall()
+            SELECT filename, count(*) FROM read_parquet({files}, filename = true, union_by_name = true)
+            WHERE pseudonym IN (SELECT pseudonym FROM erase) GROUP BY filename""").fetchall()
         for filename, n in hits:
             tmp = Path(filename).with_suffix(".purging")
             con.execute(f"""COPY (SELECT * FROM read_parquet({_path_sql(filename)})
-                            WHERE pseudonym IS NULL OR sha256(pseudonym) NOT IN (SELECT erasure_token FROM withdrawn))
+                            WHERE pseudonym IS NULL OR pseudonym NOT IN (SELECT pseudonym FROM erase))
                             TO {_path_sql(tmp)} (FORMAT parquet, COMPRESSION zstd)""")
             os.replace(tmp, filename)
             purged += n
