@@ -10,7 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from pipelines import landing, staging, timing
+from pipelines import consent, landing, staging, timing
 from pipelines.limits import THREADS
 from pipelines.settings import Settings
 from pseudonymize import PseudonymKey, PseudonymMemo
@@ -51,6 +51,7 @@ def stage_batch(settings: Settings, contracts: dict[str, Contract], key: Pseudon
     staging.check_key(settings.staging, key)
     memo = memo if memo is not None else PseudonymMemo()
     gate = _ByteGate(PARALLEL_BYTES)
+    withdrawal: list[staging.Withdrawal] = []   # known once the consent snapshots are staged
 
     def one(partner: str, period: str) -> dict:
         contract = contracts[partner]
@@ -61,14 +62,22 @@ def stage_batch(settings: Settings, contracts: dict[str, Contract], key: Pseudon
             return {"period": period, "status": "unchanged"}
         size = delivery.file.stat().st_size if delivery.file else 0
         with gate.admit(size):
-            attempt = staging.stage_delivery(settings.staging, delivery, contract, key, memo)
+            attempt = staging.stage_delivery(settings.staging, delivery, contract, key, memo,
+                                             withdrawal[0] if withdrawal else None)
         return {"period": period, "status": attempt.status, "file": attempt.file,
                 "rows_read": attempt.rows_read, "rows_loaded": attempt.rows_loaded,
-                "rows_quarantined": attempt.rows_quarantined, "reason": attempt.reason}
+                "rows_quarantined": attempt.rows_quarantined, "rows_erased": attempt.rows_erased,
+                "reason": attempt.reason}
 
-    work = [(p, period) for p in sorted(periods) for period in periods[p]]
+    # Consent snapshots first: then the rows of persons already withdrawn are never written
+    # (otherwise the build would rewrite nearly every staged file of a first load to purge them).
+    first = [(p, period) for p in sorted(periods) if contracts[p].consent for period in periods[p]]
+    rest = [(p, period) for p in sorted(periods) if not contracts[p].consent for period in periods[p]]
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
-        done = list(pool.map(lambda item: one(*item), work))
+        done = list(pool.map(lambda item: one(*item), first))
+        withdrawal.append(staging.Withdrawal(*consent.withdrawal_set(settings.staging, contracts)))
+        done += list(pool.map(lambda item: one(*item), rest))
+    work = first + rest
     timing.add_rows("hashed", memo.hashed)   # each distinct code once per build (the benchmark shows it)
     out: dict[str, list[dict]] = {p: [] for p in periods}
     for (partner, _), summary in zip(work, done):

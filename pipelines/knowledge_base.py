@@ -27,7 +27,7 @@ import duckdb
 import pyarrow as pa
 import yaml
 
-from pipelines import timing
+from pipelines import consent, timing
 from pipelines.limits import duckdb_config
 from pipelines.staging import PIPELINE_VERSION, other_keys
 from schemas.casting import lit, q, staging_columns
@@ -80,20 +80,6 @@ def load_parameters(path: str | Path | None = None) -> dict:
     return params
 
 
-def _deliveries(staging: Path) -> list[dict]:
-    out = []
-    for path in sorted(Path(staging).glob("*/*/delivery.json")):
-        state = json.loads(path.read_text())
-        state["dir"] = path.parent
-        out.append(state)
-    return out
-
-
-def _rows_file(state: dict) -> Path | None:
-    f = state["dir"] / "rows.parquet"
-    return f if state.get("loaded") and f.exists() else None
-
-
 def _path_sql(path) -> str:
     return lit(str(path))
 
@@ -102,18 +88,12 @@ def _files_sql(files: list[Path]) -> str:
     return "[" + ", ".join(lit(str(f)) for f in files) + "]"
 
 
-def _token_digest(con) -> str:
-    """Identifies the set of withdrawn persons (their erasure tokens)."""
-    return con.sql("SELECT sha256(coalesce(string_agg(erasure_token, ',' ORDER BY erasure_token), '')) "
-                   "FROM withdrawn").fetchall()[0][0]
-
-
 def _apply_erasure(con: duckdb.DuckDBPyConnection, deliveries: list[dict], staging: Path, digest: str) -> int:
     """Remove the withdrawn persons' rows from every staging file that holds any.
 
     A delivery remembers the withdrawal set it was last checked against, so a build scans
     only files staged since, unless someone new has withdrawn (then every file, once)."""
-    todo = [d for d in deliveries if _rows_file(d) and d.get("erasure_checked") != digest]
+    todo = [d for d in deliveries if consent.rows_file(d) and d.get("erasure_checked") != digest]
     for cache in Path(staging).glob("*/_superseded.json"):  # caches made before this withdrawal set
         if _cache_meta(cache).get("erasure") != digest:
             cache.with_suffix(".parquet").unlink(missing_ok=True)
@@ -122,7 +102,7 @@ def _apply_erasure(con: duckdb.DuckDBPyConnection, deliveries: list[dict], stagi
         old.unlink()
     purged = 0
     if todo and con.sql("SELECT count(*) FROM withdrawn").fetchall()[0][0]:
-        files = _files_sql([_rows_file(d) for d in todo])
+        files = _files_sql([consent.rows_file(d) for d in todo])
         # a withdrawn person is known by sha256(pseudonym): hash each distinct pseudonym once, not each row
         con.execute(f"""CREATE OR REPLACE TEMP TABLE erase AS
             SELECT pseudonym FROM (SELECT DISTINCT pseudonym FROM read_parquet({files}, union_by_name = true)
@@ -332,32 +312,10 @@ def _refuse_other_keys(deliveries: list[dict], key_fingerprint: str) -> None:
                                  "to mix keys: use the original key file or re-stage into a new data directory")
 
 
-def _consent(work, contracts: dict[str, Contract], by_partner: dict[str, list[dict]]) -> dict | None:
-    """Temp tables ``consent`` and ``withdrawn`` from the latest loaded consent snapshot (the
-    latest snapshot alone is the truth); returns that snapshot's delivery."""
-    consent_partner = next((p for p, c in contracts.items() if c.consent), None)
-    snapshots = [d for d in by_partner.get(consent_partner, []) if _rows_file(d)]
-    latest = max(snapshots, key=lambda d: d["period"]) if snapshots else None
-    if latest:
-        c = contracts[consent_partner]
-        given = c.column(c.consent["given"]).target
-        withdrawn = c.column(c.consent["withdrawn"]).target
-        work.execute(f"""
-            CREATE TEMP TABLE consent AS
-            SELECT erasure_token,
-                   arg_max(pseudonym, ({q(given)}, {q(withdrawn)} IS NOT NULL)) AS pseudonym,
-                   arg_max({q(withdrawn)} IS NOT NULL, ({q(given)}, {q(withdrawn)} IS NOT NULL)) AS is_withdrawn
-            FROM read_parquet({_path_sql(_rows_file(latest))}) GROUP BY erasure_token""")
-    else:
-        work.execute("CREATE TEMP TABLE consent (erasure_token VARCHAR, pseudonym VARCHAR, is_withdrawn BOOLEAN)")
-    work.execute("CREATE TEMP TABLE withdrawn AS SELECT erasure_token FROM consent WHERE is_withdrawn")
-    return latest
-
-
 def _held_back(work, contracts: dict[str, Contract], by_partner: dict[str, list[dict]]) -> pa.Table:
     """Programme clients (partners with role ``programme``) without consent in force."""
     programme_files = [f for p in with_role(contracts, "programme") for d in by_partner.get(p, [])
-                       if (f := _rows_file(d))]
+                       if (f := consent.rows_file(d))]
     work.execute("CREATE TEMP TABLE held_back (pseudonym VARCHAR)")
     if programme_files:
         work.execute(f"""
@@ -371,7 +329,7 @@ def _held_back(work, contracts: dict[str, Contract], by_partner: dict[str, list[
 def prepare(staging: Path, contracts: dict[str, Contract], key_fingerprint: str) -> Prepared:
     """Step 1: refuse mixed keys, apply consent (withdrawn persons purged from staging, programme
     clients without consent held back) and find each partner's latest record versions."""
-    deliveries = _deliveries(staging)
+    deliveries = consent.deliveries(staging)
     _refuse_other_keys(deliveries, key_fingerprint)
     by_partner: dict[str, list[dict]] = {p: [] for p in contracts}
     for d in deliveries:
@@ -379,12 +337,13 @@ def prepare(staging: Path, contracts: dict[str, Contract], key_fingerprint: str)
             by_partner[d["partner"]].append(d)
     work = duckdb.connect(config=duckdb_config())
     try:
-        latest = _consent(work, contracts, by_partner)
-        digest = _token_digest(work)
+        latest = consent.load(work, contracts, deliveries)
+        digest = consent.digest(work)
         purged = _apply_erasure(work, deliveries, staging, digest)
         held_back = _held_back(work, contracts, by_partner)
         withdrawn = work.sql("SELECT count(*) FROM withdrawn").fetchall()[0][0]
-        current = {p: _latest_versions(work, c, [f for d in by_partner[p] if (f := _rows_file(d))], staging, digest)
+        current = {p: _latest_versions(work, c, [f for d in by_partner[p] if (f := consent.rows_file(d))], staging,
+                                       digest)
                    for p, c in contracts.items() if not c.consent}
     finally:
         work.close()

@@ -61,6 +61,15 @@ class Attempt:
     at: str
     codes_redacted_in_names: int = 0   # identity codes replaced in the file's name
     codes_redacted_in_values: int = 0  # free-text values in which an identity code was replaced
+    rows_erased: int = 0               # loaded rows of persons already withdrawn: never written
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """The persons withdrawn when a batch stages (erasure tokens) and the set's digest."""
+
+    tokens: pa.Table
+    digest: str
 
 
 def contract_sha256(contract: Contract) -> str:
@@ -220,9 +229,11 @@ def redact_free_text(contract: Contract, table: pa.Table) -> tuple[pa.Table, int
 
 
 def stage_delivery(staging: Path, delivery: Delivery, contract: Contract, key: PseudonymKey,
-                   memo: PseudonymMemo | None = None) -> Attempt:
+                   memo: PseudonymMemo | None = None, withdrawal: Withdrawal | None = None) -> Attempt:
     """Stage one delivery; a rejection is recorded, never raised. With the build's ``memo``, a
-    code already hashed for another delivery of this build is looked up, not hashed again.
+    code already hashed for another delivery of this build is looked up, not hashed again;
+    with a ``withdrawal``, rows of persons already withdrawn are erased before they are written
+    (the knowledge-base build then need not rewrite the file to purge them).
 
     Any fault of the file (what the spec lists, and whatever else a reader or the checks
     trip over) rejects this delivery only, with a reason that never quotes its content;
@@ -254,7 +265,8 @@ def stage_delivery(staging: Path, delivery: Delivery, contract: Contract, key: P
     target = period_dir(staging, delivery.partner, delivery.period)
     fresh = _fresh_folder(target)
     try:
-        return _stage_rows(delivery, contract, key, raw_rows, rows_read, row_errors, redacted, fresh, target, memo)
+        return _stage_rows(delivery, contract, key, raw_rows, rows_read, row_errors, redacted, fresh, target, memo,
+                           withdrawal)
     except (OSError, duckdb.IOException):  # a full disk is not the delivery's fault: stop, retry later
         raw_rows.clear()
         shutil.rmtree(fresh, ignore_errors=True)
@@ -267,7 +279,8 @@ def stage_delivery(staging: Path, delivery: Delivery, contract: Contract, key: P
 
 
 def _stage_rows(delivery: Delivery, contract: Contract, key: PseudonymKey, raw_rows: list[pa.Table], rows_read: int,
-                row_errors: list, redacted: int, fresh: Path, target: Path, memo: PseudonymMemo | None) -> Attempt:
+                row_errors: list, redacted: int, fresh: Path, target: Path, memo: PseudonymMemo | None,
+                withdrawal: Withdrawal | None) -> Attempt:
     table = raw_rows.pop()
     with _connection().cursor() as con:  # a cursor per delivery: deliveries may stage in parallel
         for offset in range(0, max(table.num_rows, 1), CHUNK_ROWS):
@@ -282,7 +295,11 @@ def _stage_rows(delivery: Delivery, contract: Contract, key: PseudonymKey, raw_r
             del chunk, ids
         del table  # the raw rows (with identity codes) are gone before anything is written
         with timing.stage("stage"):
-            rows_loaded, quarantined = write_loaded(contract, con, str(fresh / "rows.parquet"), delivery.period)
+            if withdrawal is not None:
+                con.register("withdrawn_tokens", withdrawal.tokens)
+            written, quarantined, erased = write_loaded(contract, con, str(fresh / "rows.parquet"), delivery.period,
+                                                        "withdrawn_tokens" if withdrawal is not None else None)
+            rows_loaded = written + erased
 
     lines = [n for n, _ in row_errors] + quarantined.column("line").to_pylist()
     reasons = [r for _, r in row_errors] + quarantined.column("reason").to_pylist()
@@ -290,11 +307,13 @@ def _stage_rows(delivery: Delivery, contract: Contract, key: PseudonymKey, raw_r
     quarantine = _quarantine_table(delivery, [lines[i] for i in order], [reasons[i] for i in order])
     attempt = Attempt(delivery.file_name, delivery.content_sha256, "loaded", None, rows_read,
                       rows_loaded, quarantine.num_rows, key.fingerprint, contract_sha256(contract), _now(),
-                      delivery.names_redacted, redacted)
+                      delivery.names_redacted, redacted, erased)
     assert attempt.rows_read == attempt.rows_loaded + attempt.rows_quarantined, "row accounting broken"
     _write_parquet(quarantine, fresh / "quarantine.parquet")
     state = {"partner": delivery.partner, "period": delivery.period,
              "loaded": asdict(attempt), "last_attempt": asdict(attempt)}
+    if withdrawal is not None and not contract.consent:  # checked against this withdrawal set already
+        state["erasure_checked"] = withdrawal.digest
     (fresh / "delivery.json").write_text(json.dumps(state, indent=1, ensure_ascii=False))
     _swap_in(fresh, target)
     return attempt

@@ -188,9 +188,12 @@ def validate_chunk(contract: Contract, chunk: pa.Table, con: duckdb.DuckDBPyConn
         con.unregister("delivery_rows")
 
 
-def write_loaded(contract: Contract, con: duckdb.DuckDBPyConnection, rows_path: str, period: str) -> tuple[int, pa.Table]:
+def write_loaded(contract: Contract, con: duckdb.DuckDBPyConnection, rows_path: str, period: str,
+                 withdrawn: str | None = None) -> tuple[int, pa.Table, int]:
     """Resolve natural-key repeats and conflicts in ``checked``, write the loaded rows to
-    Parquet straight from DuckDB, and return (rows loaded, quarantined (line, reason))."""
+    Parquet straight from DuckDB, and return (rows loaded, quarantined (line, reason), rows
+    erased). With ``withdrawn`` (a relation of erasure tokens), the loaded rows of persons who
+    have withdrawn their consent are counted as erased and never written."""
     targets = ", ".join(q(c.target) for c in contract.data_columns)
     key = _key_sql(contract)
     ids = "pseudonym, birth_year, sex, temporary_id"
@@ -206,10 +209,18 @@ def write_loaded(contract: Contract, con: duckdb.DuckDBPyConnection, rows_path: 
                 SELECT {key} FROM checked WHERE reason IS NULL GROUP BY ALL HAVING count(*) > 1) d USING ({key})
             WHERE c.reason IS NULL""")
         con.execute(f"CREATE OR REPLACE TEMP TABLE deduped AS {dedupe_sql(contract, 'shared_keys')}")
+        passed = "reason IS NULL AND _line NOT IN (SELECT _line FROM deduped WHERE reason IS NOT NULL)"
+        erased, keep = 0, ""
+        if withdrawn is not None and not contract.consent:  # sha256 of each distinct pseudonym, once
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE erase AS
+                SELECT pseudonym FROM (SELECT DISTINCT pseudonym FROM checked WHERE reason IS NULL)
+                WHERE sha256(pseudonym) IN (SELECT erasure_token FROM {withdrawn})""")
+            erased = con.sql(f"SELECT count(*) FROM checked WHERE {passed} "
+                             "AND pseudonym IN (SELECT pseudonym FROM erase)").fetchall()[0][0]
+            keep = "AND pseudonym NOT IN (SELECT pseudonym FROM erase)" if erased else ""
         loaded = con.execute(f"""
             COPY (SELECT {ids}, {targets}, _line AS source_line{extra}, {lit(period)} AS delivery_period
-                  FROM checked WHERE reason IS NULL
-                    AND _line NOT IN (SELECT _line FROM deduped WHERE reason IS NOT NULL)
+                  FROM checked WHERE {passed} {keep}
                   ORDER BY _line)
             TO {lit(rows_path)} (FORMAT parquet, COMPRESSION zstd)""").fetchall()[0][0]
         quarantined = con.sql("""
@@ -217,8 +228,9 @@ def write_loaded(contract: Contract, con: duckdb.DuckDBPyConnection, rows_path: 
             UNION ALL SELECT _line, reason FROM deduped WHERE reason IS NOT NULL
             ORDER BY line""").to_arrow_table()
     finally:
-        con.execute("DROP TABLE IF EXISTS checked; DROP TABLE IF EXISTS shared_keys; DROP TABLE IF EXISTS deduped")
-    return int(loaded), quarantined
+        con.execute("DROP TABLE IF EXISTS checked; DROP TABLE IF EXISTS shared_keys; DROP TABLE IF EXISTS deduped; "
+                    "DROP TABLE IF EXISTS erase")
+    return int(loaded), quarantined, int(erased)
 
 
 DUCKDB_TYPES = {"text": "VARCHAR", "code": "VARCHAR", "municipality": "VARCHAR", "date": "DATE",
