@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from pipelines import timing
+from pipelines import regions, timing
 from pipelines.limits import duckdb_config
 from pipelines.staging import PIPELINE_VERSION
 from schemas.casting import lit, q, staging_columns
@@ -407,6 +407,7 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
                 ?::INTEGER AS rounding_base, ?::INTEGER AS midpoint_rounding""",
                     [s["long_term_unemployed"], s["employment_rate"], s["municipal_labour_market_subsidy_eur"],
                      s["social_assistance_eur"], sup["threshold"], sup["rounding_base"], sup["midpoint_rounding"]])
+        regions.write_kb_tables(con, target.parent)  # kb.region, kb.municipalities (DATA/region.json)
 
         for path in sql_files("ind"):
             with timing.stage(_stage_of(path.stem)):
