@@ -305,3 +305,34 @@ def test_amounts_stay_exact_decimals(regions):
     parts = rows(con, "SELECT * FROM nat.cost_savings WHERE region <> 'national' AND benefit = 'TOTAL'")
     assert isinstance(total["before_eur"], Decimal)
     assert total["before_eur"] == sum(r["before_eur"] for r in parts)
+
+
+def test_regions_build_side_by_side_each_in_its_own_deployment(regions):
+    """Item 5: one deployment per region (its data directory, Dagster instance and key). Two regions'
+    builds started at the same moment both succeed, overlap in time, and each instance holds only
+    its own region's materialisations."""
+    import subprocess
+    import sys
+
+    from dagster import AssetKey
+
+    from assets.instance import open_instance
+
+    names = ["keusote", "eksote"]
+    procs = [subprocess.Popen([sys.executable, "-m", "tyokyky.cli", "run", "--region", str(regions / f"{n}.yaml")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in names]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    spans = []
+    for name in names:
+        data = regions / name / "data"
+        instance = open_instance(data / ".dagster")
+        event = instance.get_latest_materialization_event(AssetKey("knowledge_base"))
+        assert event.asset_materialization.metadata["path"].value == str(data / "tyokyky.duckdb")
+        (record,) = instance.get_run_records(limit=1)
+        spans.append((record.start_time, record.end_time))
+        records = instance.fetch_materializations(AssetKey("knowledge_base"), limit=100).records
+        assert len(records) >= 2  # the first build and this one
+        assert {r.asset_materialization.metadata["path"].value for r in records} == {str(data / "tyokyky.duckdb")}
+    (a0, a1), (b0, b1) = spans
+    assert a0 < b1 and b0 < a1  # the two regions' builds ran at the same time
