@@ -4,8 +4,9 @@ One folder: a Parquet file per ``ind`` aggregate listed in ``pipelines/pooling.y
 ``manifest.json`` (region, spec version, the build's fingerprints, sha256 of every file). The
 evaluators' package holds the views as they are — exact counts and sums, under the controllers'
 agreement — and never a person-level row or a pseudonym: only the listed aggregate views leave,
-and a view with a pseudonym-like column stops the export. ``public=True`` publishes every cell
-through :mod:`reports.disclosure` (by its pooling rule) and records the release in the log.
+and a view with a pseudonym-like column stops the export. The public package
+(:mod:`reports.public_aggregates`) is the same :func:`collect` and :func:`write` with every cell
+passed through the disclosure rules and the release recorded before it is published.
 
 The knowledge base is read through :func:`pipelines.kb_access.connect` (read-only, no file
 access); the package is written to ``OUT.partial`` and renamed when complete.

@@ -10,8 +10,8 @@ regions, the same indicator definitions), then builds ``OUT/national.duckdb``:
 * ``nat.regions`` — one row per package: region, title, controller, as_of, fingerprints.
 
 Counts and sums add; means and shares are re-derived from pooled numerators and denominators;
-medians are null nationally (not poolable from the views); the impact estimates pool by
-inverse-variance weighting. The file is built aside and swapped in when complete.
+medians come from the regions' summed distributions (``ind.median_distributions``); the impact
+estimates pool by inverse-variance weighting. The file is built aside and swapped in when complete.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def _sum(c: str) -> str:
     return f"sum({q(c)})"
 
 
-def national_expression(column: str, spec, keys: list[str]) -> str:
+def national_expression(column: str, spec, keys: list[str], view: str = "") -> str:
     """SQL for one column of the national rows, over ``regional.<view>`` grouped by the keys."""
     kind, arg = rule(spec)
     c = q(column)
@@ -69,7 +69,10 @@ def national_expression(column: str, spec, keys: list[str]) -> str:
         att = f"(sum(att * {weight}) FILTER (WHERE se > 0) / sum({weight}) FILTER (WHERE se > 0))"
         se = f"sqrt(1 / sum({weight}) FILTER (WHERE se > 0))"
         return {"att": att, "se": se, "ci_low": f"{att} - 1.96 * {se}", "ci_high": f"{att} + 1.96 * {se}"}[arg]
-    return "NULL"  # median, none, text: not poolable from the regional rows
+    if kind == "median" and len(keys) == 1:  # from the summed distributions (ind.median_distributions)
+        return (f"(SELECT m.median FROM regional.pooled_medians m WHERE m.indicator = {lit(view)} "
+                f"AND m.measure = {lit(column)} AND m.key IS NOT DISTINCT FROM CAST({q(keys[0])} AS VARCHAR))")
+    return "NULL"  # none, text: not poolable from the regional rows
 
 
 def nat_view_sql(view: str, vspec: dict, types: dict[str, str]) -> str:
@@ -78,7 +81,8 @@ def nat_view_sql(view: str, vspec: dict, types: dict[str, str]) -> str:
     cols = [*keys, *vspec["columns"]]
     national = ", ".join(
         [f"{lit(NATIONAL)} AS region", *(q(k) for k in keys),
-         *(f"CAST({national_expression(c, s, keys)} AS {types[c]}) AS {q(c)}" for c, s in vspec["columns"].items())])
+         *(f"CAST({national_expression(c, s, keys, view)} AS {types[c]}) AS {q(c)}"
+           for c, s in vspec["columns"].items())])
     group = f" GROUP BY {', '.join(q(k) for k in keys)}" if keys else ""
     order = ", ".join(["region = 'national'", "region", *(q(k) for k in keys)])
     return (f"CREATE VIEW nat.{q(view)} AS SELECT * FROM (\n"
@@ -127,8 +131,28 @@ def building_aside(target: Path):
     os.replace(building, target)
 
 
-def _pool_view(con, packages: list[Package], view: str, vspec: dict) -> None:
-    """regional.<view> from every package, and the view nat.<view> over it."""
+POOLED_MEDIANS = """CREATE VIEW regional.pooled_medians AS
+WITH d AS (SELECT indicator, key, measure, days, sum(n) AS n FROM regional.median_distributions GROUP BY ALL),
+c AS (
+    SELECT *, sum(n) OVER (PARTITION BY indicator, key, measure ORDER BY days) AS upto,
+           sum(n) OVER (PARTITION BY indicator, key, measure) AS total
+    FROM d
+)
+SELECT indicator, key, measure,
+       (min(days) FILTER (WHERE upto >= (total + 1) // 2) + min(days) FILTER (WHERE upto >= total // 2 + 1)) / 2.0
+           AS median
+FROM c GROUP BY indicator, key, measure"""
+
+
+def pooled_medians(con) -> None:
+    """regional.pooled_medians: the median of every (indicator, key, measure) over all regions, from
+    the regions' summed distributions of whole days — the value median() gives over all values (the
+    mean of the two middle ones for an even count)."""
+    con.execute(POOLED_MEDIANS)
+
+
+def _regional_table(con, packages: list[Package], view: str) -> None:
+    """regional.<view>: every package's rows of the view, with a leading region column."""
     parts = []
     for i, p in enumerate(packages):
         con.register(f"pkg_{i}_{view}", p.table(view))
@@ -136,6 +160,10 @@ def _pool_view(con, packages: list[Package], view: str, vspec: dict) -> None:
     con.execute(f"CREATE TABLE regional.{q(view)} AS " + " UNION ALL BY NAME ".join(parts))
     for i in range(len(packages)):
         con.unregister(f"pkg_{i}_{view}")
+
+
+def _nat_view(con, view: str, vspec: dict) -> None:
+    """nat.<view> over regional.<view>: the regional rows and the national ones, documented."""
     types = dict(con.sql("SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'regional' "
                          f"AND table_name = {lit(view)}").fetchall())
     con.execute(nat_view_sql(view, vspec, types))
@@ -166,6 +194,9 @@ def pool(package_dirs: list[Path], out: Path) -> PoolResult:
             con.execute("INSERT INTO nat.regions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [r["name"], r.get("title"), r.get("controller"), r.get("municipalities"), b.get("as_of"),
                          b.get("built_at"), b["key_fingerprint"][:12], b.get("pipeline_version"), str(p.path)])
+        for view in spec["views"]:
+            _regional_table(con, packages, view)
+        pooled_medians(con)
         for view, vspec in spec["views"].items():
-            _pool_view(con, packages, view, vspec)
+            _nat_view(con, view, vspec)
     return PoolResult(target, [p.region for p in packages], len(spec["views"]))

@@ -12,7 +12,7 @@ import pytest
 from pipelines import regions
 from pipelines.aggregates import load_spec, rule
 from pipelines.knowledge_base import sql_files
-from pipelines.pooling import nat_view_sql
+from pipelines.pooling import nat_view_sql, pooled_medians
 from tyokyky.regional import region_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -149,12 +149,17 @@ def test_national_sql_pools_by_the_rules():
         "n": "count", "hits": {"count": "n"}, "share": {"ratio": ["hits", "n"]}, "mean": {"mean": "n"},
         "label": "same", "att": {"ivw": "att", "n": "n"}, "se": {"ivw": "se", "n": "n"}, "eur": {"sum": "n"},
         "median": {"median": "n"}}}
+    con.execute("""CREATE TABLE regional.median_distributions AS SELECT * FROM (VALUES
+        ('a', 't', 'x', 'median', 1, 2), ('a', 't', 'x', 'median', 10, 1), ('b', 't', 'x', 'median', 3, 1),
+        ('b', 't', 'y', 'median', 5, 1)) v(region, indicator, key, measure, days, n)""")
+    pooled_medians(con)
     types = dict(con.sql("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 't'").fetchall())
     con.execute(nat_view_sql("t", vspec, types))
     x, y = con.sql("SELECT * FROM nat.t WHERE region = 'national' ORDER BY k").fetchall()
     w = [1 / 0.1 ** 2, 1 / 0.2 ** 2]
     assert x[:7] == ("national", "x", 40, 10, 10 / 40, (0.5 * 10 + 1.0 * 30) / 40, "X")
     assert math.isclose(x[7], (0.2 * w[0] + 0.4 * w[1]) / sum(w)) and math.isclose(x[8], math.sqrt(1 / sum(w)))
-    assert str(x[9]) == "15.25" and x[10] is None  # a median is not pooled from regional medians
-    assert y[1:7] == ("y", 5, 5, 1.0, 2.0, "Y") and y[7] is None and y[8] is None
+    assert str(x[9]) == "15.25"
+    assert x[10] == 2.0  # the median of 1, 1, 3, 10 from the summed distributions, not of regional medians
+    assert y[1:7] == ("y", 5, 5, 1.0, 2.0, "Y") and y[7] is None and y[8] is None and y[10] == 5.0
     assert [r[0] for r in con.sql("SELECT region FROM nat.t").fetchall()] == ["a", "b", "b", "national", "national"]
