@@ -174,8 +174,8 @@ def label(region: dict | None, codes_in_data: list[str] | None = None) -> str:
     names = municipalities()
     shown = [names[c].name_fi if c in names else c for c in (codes_in_data or [])]
     if not shown:
-        return "–"
-    return ", ".join(shown[:6]) + (" …" if len(shown) > 6 else "")
+        return "nimeämätön alue"
+    return "nimeämätön alue: " + ", ".join(shown[:5]) + (" …" if len(shown) > 5 else "")
 
 
 @dataclass(frozen=True)

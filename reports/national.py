@@ -40,7 +40,8 @@ class NationalReport(Report):
     def __init__(self, con: duckdb.DuckDBPyConnection, pdf: PdfPages, sup: Disclosure, previous: dict | None = None):
         self.con, self.pdf, self.sup, self.previous = con, pdf, sup, previous
         self.pages, self.flags, self._impact = 0, [], None
-        self.regions = self.q("SELECT region, title, controller, as_of, key_fingerprint FROM nat.regions ORDER BY region")
+        self.regions = self.q("SELECT region, title, controller, as_of, key_fingerprint FROM nat.regions "
+                              "ORDER BY region")
         self.titles = dict(zip(self.regions["region"], self.regions["title"]))
         self.titles[NATIONAL] = NATIONAL_TITLE
         self.as_of = max((d for d in self.regions["as_of"] if d is not None), default=None)
@@ -103,9 +104,11 @@ class NationalReport(Report):
                          s.count(t["started"], cell("ttk_process/started")) if t is not None else HIDDEN,
                          s.share(int(t["within"]), t["ended"], cell("ttk_process/within_6_months"))
                          if t is not None else HIDDEN,
-                         s.count(e["clients"], cell("employment_outcomes/window=12/clients")) if e is not None else HIDDEN,
+                         s.count(e["clients"], cell("employment_outcomes/window=12/clients"))
+                         if e is not None else HIDDEN,
                          share,
-                         s.count(c["clients"], cell("coaching_placements/window=6/clients")) if c is not None else HIDDEN,
+                         s.count(c["clients"], cell("coaching_placements/window=6/clients"))
+                         if c is not None else HIDDEN,
                          s.share(c["placed"], c["clients"], cell("coaching_placements/window=6/share"))
                          if c is not None else HIDDEN])
         fig.text(0.08, 0.915, "TTK-arvioinnit, työllistyminen 12 kk kohdalla ja IPS-valmennus", fontsize=10, color=GREY)
@@ -139,7 +142,7 @@ class NationalReport(Report):
         counts = {(r.region, r.from_service, r.to_service): r.clients for r in data.itertuples()}
         rows = []
         for t in top.itertuples():
-            name = f"{SERVICE_NAMES.get(t.from_service, t.from_service)} → {SERVICE_NAMES.get(t.to_service, t.to_service)}"
+            name = " → ".join(SERVICE_NAMES.get(x, x) for x in (t.from_service, t.to_service))
             rows.append([name, *(s.count(counts.get((r, t.from_service, t.to_service), 0),
                                          f"{r}/pathway_transitions/{t.from_service}>{t.to_service}/clients")
                                  for r in self.order)])
@@ -207,7 +210,8 @@ class NationalReport(Report):
             self.axis(ax, bool(drawn), horizontal=True)
         self.paragraph(fig, 0.08, 0.20,
                        "Kukin alue vertaa TTK:n aloittaneita oman alueensa samankaltaisiin työnhakijoihin. Koko maan "
-                       "arvio yhdistää alueiden arviot painottamalla kutakin käänteisellä varianssilla (1 / keskivirhe²): "
+                       "arvio yhdistää alueiden arviot painottamalla kutakin käänteisellä varianssilla "
+                       "(1 / keskivirhe²): "
                        "tarkempi arvio painaa enemmän, ja yhdistetyn arvion keskivirhe on √(1 / painojen summa). "
                        "Arviota ei näytetä alueelta, jolla on alle viisi verrattua TTK:n aloittanutta; yhdistetty "
                        "arvio lasketaan alueista, joilla arvio on.", width=98, size=8)
@@ -216,7 +220,8 @@ class NationalReport(Report):
     def methods(self) -> None:
         s = self.sup
         fig = self.page("Menetelmät ja aineistot")
-        rows = [[r.title, r.controller or "–", fmt.date(r.as_of), str(r.key_fingerprint)] for r in self.regions.itertuples()]
+        rows = [[r.title, r.controller or "–", fmt.date(r.as_of), str(r.key_fingerprint)]
+                for r in self.regions.itertuples()]
         self.table(fig, [0.08, 0.72, 0.84, 0.18], ["Alue", "Rekisterinpitäjä", "Tilannepäivä", "Avaimen tunniste"],
                    rows, [0.3, 0.34, 0.14, 0.22], size=8)
         self.paragraph(fig, 0.08, 0.66,

@@ -594,10 +594,22 @@ class Report:
                            "vapaatekstikentistä poistettuja henkilötunnuksia "
                            f"{s.count(hidden['n'][0], 'data_quality/codes_redacted')}; "
                            "toimitusalueelta ohitettuja muita tiedostoja ja kansioita "
-                           f"{s.count(hidden['ignored'][0], 'data_quality/landing_ignored')}.", width=95, size=8.5)
+                           f"{s.count(hidden['ignored'][0], 'data_quality/landing_ignored')}.{self.outside_text()}",
+                           width=95, size=8.5)
         self.paragraph(fig, 0.08, y, self.differencing_text(), width=110, size=7.5,
                        color=ORANGE if self.flags else GREY)
         self.finish(fig)
+
+    def outside_text(self) -> str:
+        """Clients whose latest municipality is outside the region: kept in every figure, counted here."""
+        try:
+            n = self.q("SELECT coalesce(sum(clients), 0) AS n FROM ind.clients_outside_region")["n"][0]
+        except duckdb.CatalogException:  # a knowledge base built before regions
+            return ""
+        if self.con.sql("SELECT name FROM kb.region").fetchall()[0][0] is None:
+            return ""
+        return (f" Henkilöitä, joiden viimeisin kotikunta on alueen ulkopuolella: "
+                f"{self.sup.count(int(n), 'data_quality/clients_outside_region')} (mukana kaikissa luvuissa).")
 
     def differencing_text(self) -> str:
         """The differencing check against the previous release, for the appendix. Every page with

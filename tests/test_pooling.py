@@ -84,7 +84,8 @@ def test_pooled_regions_equal_one_build_over_their_union(regions):
         keys = vspec["keys"]
         exact = [c for c, s in vspec["columns"].items() if rule(s)[0] not in NOT_EXACT]
         expected = {tuple(r[k] for k in keys): r for r in rows(union, f"SELECT * FROM ind.{view}")}
-        national = {tuple(r[k] for k in keys): r for r in rows(con, f"SELECT * FROM nat.{view} WHERE region = 'national'")}
+        national = {tuple(r[k] for k in keys): r
+                    for r in rows(con, f"SELECT * FROM nat.{view} WHERE region = 'national'")}
         assert set(national) == set(expected), view
         for key, row in expected.items():
             for c in exact:
@@ -119,7 +120,8 @@ def test_impact_estimates_pool_by_inverse_variance(regions):
         att = sum(wi * r["att"] for wi, r in zip(w, used)) / sum(w)
         se = math.sqrt(1 / sum(w))
         assert pooled["att"] == pytest.approx(att) and pooled["se"] == pytest.approx(se)
-        assert pooled["ci_low"] == pytest.approx(att - 1.96 * se) and pooled["ci_high"] == pytest.approx(att + 1.96 * se)
+        assert pooled["ci_low"] == pytest.approx(att - 1.96 * se)
+        assert pooled["ci_high"] == pytest.approx(att + 1.96 * se)
         assert se < min(r["se"] for r in used)
         assert pooled["treated"] == sum(r["treated"] for r in regional)
         n = pooled["treated"]
@@ -164,7 +166,8 @@ def test_packages_hold_no_person_level_row_nor_pseudonym(regions):
 
 
 def test_each_region_has_its_own_key_and_no_shared_pseudonym(regions):
-    sets = [{p for (p,) in kb(regions / n / "data").sql("SELECT pseudonym FROM kb.clients").fetchall()} for n in REGIONS]
+    sets = [{p for (p,) in kb(regions / n / "data").sql("SELECT pseudonym FROM kb.clients").fetchall()}
+            for n in REGIONS]
     fingerprints = {kb(regions / n / "data").sql("SELECT key_fingerprint FROM kb.build_info").fetchall()[0][0]
                     for n in REGIONS}
     assert len(fingerprints) == 3
@@ -206,12 +209,13 @@ def test_reports_name_the_regions_built(regions):
     from pypdf import PdfReader
 
     def text(path):
-        return " ".join(p.extract_text() for p in PdfReader(path).pages)
+        return " ".join(" ".join(p.extract_text() for p in PdfReader(path).pages).split())
 
     for name, (title, _) in REGIONS.items():
         pdf = text(next((regions / name / "data" / "reports").glob("*.pdf")))
         assert title in pdf
         assert not [t for n, (t, _) in REGIONS.items() if n != name and t in pdf]
+        assert "kotikunta on alueen ulkopuolella" in pdf
     national = text(next((regions / "national" / "reports").glob("kansallinen_raportti_*.pdf")))
     assert all(t in national for t, _ in REGIONS.values()) and "Koko maa" in national
     (record,) = (regions / "national" / "releases").glob("*.json")

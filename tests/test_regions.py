@@ -144,7 +144,8 @@ def test_national_sql_pools_by_the_rules():
     con.execute("""CREATE TABLE regional.t (region VARCHAR, k VARCHAR, n BIGINT, hits BIGINT, share DOUBLE,
                    mean DOUBLE, label VARCHAR, att DOUBLE, se DOUBLE, eur DECIMAL(14, 2), median DOUBLE)""")
     con.execute("""INSERT INTO regional.t VALUES ('a', 'x', 10, 4, 0.4, 0.5, 'X', 0.2, 0.1, 7, 3.0),
-                   ('b', 'x', 30, 6, 0.2, 1.0, 'X', 0.4, 0.2, 8.25, 4.0), ('b', 'y', 5, 5, 1.0, 2.0, 'Y', NULL, NULL, 1, 5.0)""")
+                   ('b', 'x', 30, 6, 0.2, 1.0, 'X', 0.4, 0.2, 8.25, 4.0),
+                   ('b', 'y', 5, 5, 1.0, 2.0, 'Y', NULL, NULL, 1, 5.0)""")
     vspec = {"keys": ["k"], "columns": {
         "n": "count", "hits": {"count": "n"}, "share": {"ratio": ["hits", "n"]}, "mean": {"mean": "n"},
         "label": "same", "att": {"ivw": "att", "n": "n"}, "se": {"ivw": "se", "n": "n"}, "eur": {"sum": "n"},
@@ -163,3 +164,18 @@ def test_national_sql_pools_by_the_rules():
     assert x[10] == 2.0  # the median of 1, 1, 3, 10 from the summed distributions, not of regional medians
     assert y[1:7] == ("y", 5, 5, 1.0, 2.0, "Y") and y[7] is None and y[8] is None and y[10] == 5.0
     assert [r[0] for r in con.sql("SELECT region FROM nat.t").fetchall()] == ["a", "b", "b", "national", "national"]
+
+
+def test_reports_name_a_region_by_its_title_or_its_municipalities():
+    assert regions.label({"name": "eksote", "title": "Etelä-Karjala (Eksote)"}, ["153"]) == "Etelä-Karjala (Eksote)"
+    assert regions.label(None, ["091", "106", "186", "505", "543", "611"]) == \
+        "nimeämätön alue: Helsinki, Hyvinkää, Järvenpää, Mäntsälä, Nurmijärvi …"
+    assert regions.label({"name": None, "title": None}, []) == "nimeämätön alue"
+
+
+def test_the_unnamed_sample_does_not_claim_the_three_regions(sample_build):
+    from pypdf import PdfReader
+
+    (pdf,) = (sample_build["data"] / "reports").glob("*.pdf")
+    text = " ".join(p.extract_text() for p in PdfReader(pdf).pages)
+    assert "nimeämätön alue:" in text and "Eksote" not in text and "Rovaniemi–Kemijärvi" not in text

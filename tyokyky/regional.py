@@ -86,7 +86,8 @@ def add_commands(sub) -> None:
     e = sub.add_parser("export-aggregates", help="write the region's aggregate package for the national evaluation")
     e.add_argument("--data", help="data directory of the region (env TYOKYKY_DATA; default ./data)")
     e.add_argument("--out", required=True, help="package folder to create")
-    e.add_argument("--public", action="store_true", help="only what passes the disclosure rules (recorded as a release)")
+    e.add_argument("--public", action="store_true",
+                   help="only what passes the disclosure rules (recorded as a release)")
     e.set_defaults(func=cmd_export)
 
     p = sub.add_parser("pool", help="pool regional packages into DIR/national.duckdb and a national report")

@@ -9,7 +9,8 @@ WITH windows AS (SELECT unnest([6, 12]) AS window_months)
 SELECT w.window_months,
        count(c.pseudonym) AS clients,
        count(c.days_to_placement) AS placed,
-       CASE WHEN count(c.pseudonym) > 0 THEN count(c.days_to_placement)::DOUBLE / count(c.pseudonym) END AS share_placed,
+       CASE WHEN count(c.pseudonym) > 0 THEN count(c.days_to_placement)::DOUBLE / count(c.pseudonym) END
+           AS share_placed,
        median(c.days_to_placement)::DOUBLE AS median_days_to_placement
 FROM windows w LEFT JOIN ind.coaching_windows c USING (window_months)
 GROUP BY w.window_months
