@@ -168,10 +168,24 @@ class NationalReport(Report):
                  fontsize=10, color=GREY)
         self.table(fig, [0.08, 0.68, 0.84, 0.22], ["Alue", "Asiakkaita", "Ennen", "Jälkeen", "Vähennys"], rows,
                    [0.36, 0.13, 0.17, 0.17, 0.17])
-        self.paragraph(fig, 0.08, 0.62,
+        fig.text(0.08, 0.72, "Kunnan maksuosuus asiakasta kohden, € (alueet ovat eri kokoisia)", fontsize=10,
+                 color=GREY)
+        ax = fig.add_axes([0.14, 0.44, 0.76, 0.26])
+        shown = [(region, cs[region].iloc[0]) for region in self.order
+                 if len(cs[region]) and int(cs[region].iloc[0]["clients"]) >= s.threshold]
+        if shown:
+            x = range(len(shown))
+            per = lambda r, m: float(r[m]) / int(r["clients"])  # noqa: E731
+            ax.bar([i - 0.2 for i in x], [per(r, "before_eur") for _, r in shown], 0.4, color=GREY, label="12 kk ennen")
+            ax.bar([i + 0.2 for i in x], [per(r, "after_eur") for _, r in shown], 0.4, color=TEAL, label="12 kk jälkeen")
+            ax.set_xticks(list(x), ["\n".join(textwrap.wrap(self.titles[r], 16)) for r, _ in shown], fontsize=7.5)
+            ax.legend(fontsize=8, frameon=False)
+        self.axis(ax, bool(shown))
+        self.paragraph(fig, 0.08, 0.36,
                        "Työmarkkinatuen ja perustoimeentulotuen kuntaosuus yhteensä. Koko maan summat ovat alueiden "
                        "summien summia. Ennen–jälkeen-muutos kuvaa samojen ihmisten kustannuksia; ohjelman ansiota "
-                       "on vain vaikutusarvio (sivu Vaikuttavuus).", width=95, size=8.5)
+                       "on vain vaikutusarvio (sivu Vaikuttavuus). Kuvassa vain alueet, joilla on vähintään "
+                       f"{s.threshold} asiakasta.", width=95, size=8.5)
         self.finish(fig)
 
     def effects(self) -> None:

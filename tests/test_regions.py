@@ -179,3 +179,21 @@ def test_the_unnamed_sample_does_not_claim_the_three_regions(sample_build):
     (pdf,) = (sample_build["data"] / "reports").glob("*.pdf")
     text = " ".join(p.extract_text() for p in PdfReader(pdf).pages)
     assert "nimeämätön alue:" in text and "Eksote" not in text and "Rovaniemi–Kemijärvi" not in text
+
+
+def test_region_commands_answer_misuse_in_one_line(tmp_path, capsys):
+    from tyokyky.cli import main
+
+    assert main(["synth"]) == 2
+    assert "--out DIR (or --region FILE" in capsys.readouterr().err
+    assert main(["run", "--region", str(tmp_path / "missing.yaml")]) == 2
+    assert "region file" in (err := capsys.readouterr().err) and "cannot be read" in err
+    no_landing = write(tmp_path, GOOD)
+    assert main(["synth", "--region", str(no_landing)]) == 2
+    assert "has no 'landing' and no --out" in capsys.readouterr().err
+    assert main(["export-aggregates", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "p")]) == 1
+    assert "no knowledge base in" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["pool", "--out", str(tmp_path / "n")])
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "PACKAGE" in err
