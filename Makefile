@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test ui serve bench clean
+.PHONY: demo demo-regions test ui serve bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,15 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)  ## synthetic landing zone + key + full build into ./data
 	$(BIN)/tyokyky demo --data data
+
+REGIONS := keusote eksote rovaniemi-kemijarvi
+demo-regions: $(STAMP)  ## three synthetic regions built apart, exported and pooled into data/national
+	for r in $(REGIONS); do \
+	  test -d data/$$r/landing || $(BIN)/tyokyky synth --region regions/$$r.yaml || exit 1; \
+	  $(BIN)/tyokyky run --region regions/$$r.yaml || exit 1; \
+	  rm -rf data/packages/$$r && $(BIN)/tyokyky export-aggregates --data data/$$r --out data/packages/$$r || exit 1; \
+	done
+	$(BIN)/tyokyky pool --out data/national $(addprefix data/packages/,$(REGIONS))
 
 test: $(STAMP)  ## the whole suite (unit, integration through Dagster, notebooks)
 	$(BIN)/python -m pytest -q

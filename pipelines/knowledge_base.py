@@ -7,8 +7,8 @@ The steps of :func:`build`, in order:
    without consent held back); each partner's latest record versions;
 2. :func:`carried_tables` — which kb tables the previous build can give unchanged;
 3. a *new* file (a copy of the previous one when tables are carried forward);
-4. the kb tables (sql/kb); 5. the ledger of deliveries and quarantine; 6. build info and
-   parameters; 7. the indicators (sql/ind);
+4. the kb tables (sql/kb); 5. the ledger of deliveries and quarantine; 6. build info,
+   parameters and the region; 7. the indicators (sql/ind);
 8. :func:`check_before_swap`, and only then the swap with one rename, so evaluators never
    see a half-built database and a failed build leaves the previous one untouched.
 """
@@ -27,7 +27,7 @@ import duckdb
 import pyarrow as pa
 import yaml
 
-from pipelines import consent, timing
+from pipelines import consent, regions, timing
 from pipelines.limits import duckdb_config
 from pipelines.staging import PIPELINE_VERSION, other_keys
 from schemas.casting import lit, q, staging_columns
@@ -509,6 +509,7 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
         _kb_tables(con, prep, carried)
         _ledger_tables(con, prep, landing_scan)
         _build_info(con, prep, as_of, key_fingerprint, parameters)
+        regions.write_kb_tables(con, target.parent)  # kb.region, kb.municipalities (DATA/region.json)
         _indicators(con)
         tables = check_before_swap(con)
         programme_clients = con.sql("SELECT programme_clients FROM kb.build_info").fetchall()[0][0]

@@ -179,15 +179,23 @@ def _updates(created: np.ndarray, ended: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 # ---------------------------------------------------------------- the simulation
-def write_landing_zone(out: Path, persons: int = 2000, seed: int = 1) -> dict:
+def write_landing_zone(out: Path, persons: int = 2000, seed: int = 1,
+                       municipalities: dict[str, float] | None = None) -> dict:
+    """``municipalities``: home municipality code → weight (a region's members and a few outside:
+    people move); by default a dozen of the three regions and their neighbours, equally likely."""
     rng = np.random.default_rng(seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     n = persons
     codes_np, births, individuals = make_codes(rng, n)
     codes = pa.array(codes_np.tolist(), pa.string())
-    mun_codes = np.array(list(MUNICIPALITIES))
-    home = mun_codes[rng.integers(0, len(mun_codes), n)]
+    names_of = MUNICIPALITIES if municipalities is None else _names(municipalities)
+    mun_codes = np.array(list(names_of))
+    if municipalities is None:
+        home = mun_codes[rng.integers(0, len(mun_codes), n)]
+    else:
+        weights = np.array([municipalities[c] for c in mun_codes], float)
+        home = mun_codes[rng.choice(len(mun_codes), n, p=weights / weights.sum())]
     stats = {"files": 0, "rows": 0}
 
     # programme: referrals to TTK in 2021–2022 for ~15 %, coaching for some of them
@@ -228,7 +236,7 @@ def write_landing_zone(out: Path, persons: int = 2000, seed: int = 1) -> dict:
     te_codes = corrupt(rng, sloppy(rng, codes.take(pa.array(person[idx]))), 0.01)
     spell_end = np.where(final, s_end[idx], np.datetime64("NaT"))
     mun = home[person[idx]]
-    names = np.array([MUNICIPALITIES[m] for m in mun_codes])  # a dozen names, looked up by index
+    names = np.array([names_of[m] for m in mun_codes])  # a dozen names, looked up by index
     lines = join(te_codes, _s(mun), _s(s_status[idx]), iso(s_start[idx]), iso(spell_end),
                  _s(names[_index_of(mun_codes, mun)]), sep=";")
     stats["files"] += _write_partner(out, "te", "te_tilat_{period}.csv", when, lines,
@@ -387,6 +395,14 @@ def write_landing_zone(out: Path, persons: int = 2000, seed: int = 1) -> dict:
                                          newline="\r\n")
         stats["rows"] += len(lines)
     return stats
+
+
+def _names(codes) -> dict[str, str]:
+    """Finnish names of municipality codes, from the shipped code table."""
+    from pipelines.regions import municipalities
+
+    table = municipalities()
+    return {c: table[c].name_fi for c in codes}
 
 
 def _write_coaching(out, rng, codes_np, c_person, c_start, c_end, placement, ctype, hours, industry,

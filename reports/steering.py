@@ -88,6 +88,7 @@ class Report:
         info = con.sql("SELECT * FROM kb.build_info").df().iloc[0]
         self.info = info
         self.as_of = info["as_of"].date() if info["as_of"] is not None else None
+        self.region = region_label(con)
 
     # ------------------------------------------------------------------ page helpers
     def q(self, sql: str):
@@ -103,11 +104,13 @@ class Report:
 
     def finish(self, fig) -> None:
         self.pages += 1
-        fig.text(0.08, 0.03, f"Työkykyohjelma · ohjausryhmän raportti · tilanne {fmt.date(self.as_of)}",
-                 fontsize=7.5, color=GREY)
+        fig.text(0.08, 0.03, self.footer(), fontsize=7.5, color=GREY)
         fig.text(0.92, 0.03, f"{self.pages}", fontsize=8, color=GREY, ha="right")
         self.pdf.savefig(fig)
         plt.close(fig)
+
+    def footer(self) -> str:
+        return f"Työkykyohjelma · {self.region} · ohjausryhmän raportti · tilanne {fmt.date(self.as_of)}"
 
     @staticmethod
     def axis(ax, drawn: bool, horizontal: bool = False) -> None:
@@ -201,7 +204,7 @@ class Report:
         periods = self.q("SELECT min(period) AS a, max(period) AS b FROM kb.deliveries WHERE status = 'loaded'")
         first = periods["a"][0]
         rows = [
-            ("Hankealueet", "Keski-Uusimaa (Keusote), Etelä-Karjala (Eksote),\nRovaniemi–Kemijärvi"),
+            ("Hankealue", "\n".join(textwrap.wrap(self.region, 48))),
             ("Raportointijakso", f"{fmt.period(first)} – {fmt.date(self.as_of)}" if first else "–"),
             ("Tilannepäivä (as_of)", fmt.date(self.as_of)),
             ("Koostettu", fmt.date(dt.datetime.now()) + dt.datetime.now().strftime(" klo %H.%M")),
@@ -599,10 +602,22 @@ class Report:
                            "vapaatekstikentistä poistettuja henkilötunnuksia "
                            f"{s.count(hidden['n'][0], 'data_quality/codes_redacted')}; "
                            "toimitusalueelta ohitettuja muita tiedostoja ja kansioita "
-                           f"{s.count(hidden['ignored'][0], 'data_quality/landing_ignored')}.", width=95, size=8.5)
+                           f"{s.count(hidden['ignored'][0], 'data_quality/landing_ignored')}.{self.outside_text()}",
+                           width=95, size=8.5)
         self.paragraph(fig, 0.08, y, self.differencing_text(), width=110, size=7.5,
                        color=ORANGE if self.flags else GREY)
         self.finish(fig)
+
+    def outside_text(self) -> str:
+        """Clients whose latest municipality is outside the region: kept in every figure, counted here."""
+        try:
+            n = self.q("SELECT coalesce(sum(clients), 0) AS n FROM ind.clients_outside_region")["n"][0]
+        except duckdb.CatalogException:  # a knowledge base built before regions
+            return ""
+        if self.con.sql("SELECT name FROM kb.region").fetchall()[0][0] is None:
+            return ""
+        return (f" Henkilöitä, joiden viimeisin kotikunta on alueen ulkopuolella: "
+                f"{self.sup.count(int(n), 'data_quality/clients_outside_region')} (mukana kaikissa luvuissa).")
 
     def differencing_text(self) -> str:
         """The differencing check against the previous release, for the appendix. Every page with
@@ -654,6 +669,19 @@ class Report:
         self.finish(fig)
 
 
+def region_label(con) -> str:
+    """The region built (kb.region), or for an unnamed region the municipalities its clients live in."""
+    from pipelines.regions import label
+
+    try:
+        region = _row(con, "SELECT name, title FROM kb.region")
+    except duckdb.CatalogException:  # a knowledge base built before regions
+        region = None
+    codes = [c for (c,) in con.sql("SELECT DISTINCT municipality FROM kb.clients WHERE programme_client "
+                                   "AND municipality IS NOT NULL ORDER BY municipality").fetchall()]
+    return label(region, codes)
+
+
 def _digest(text: str) -> str:
     """A short stable id for free text (a quarantine reason) in a cell id."""
     return hashlib.sha256(text.encode()).hexdigest()[:10]
@@ -685,7 +713,8 @@ def build_report(kb_path: Path, reports_dir: Path, threshold: int | None = None,
         tmp = path.with_suffix(".pdf.tmp")
         previous = release_log.previous_release(releases_dir, OUTPUT)
         plt.rcParams.update({"font.family": "DejaVu Sans", "axes.titlesize": 9})
-        with PdfPages(tmp, metadata={"Title": "Työkykyohjelma – ohjausryhmän raportti", "Author": "tyokyky",
+        with PdfPages(tmp, metadata={"Title": f"Työkykyohjelma – {region_label(con)} – ohjausryhmän raportti",
+                                     "Author": "tyokyky",
                                      "Subject": f"Tilanne {fmt.date(as_of)}"}) as pdf:
             report = Report(con, pdf, Disclosure(rules), previous)
             for page in (report.cover, report.summary, report.ttk_process, report.pathways, report.employment,

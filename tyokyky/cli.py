@@ -54,15 +54,25 @@ def cmd_keygen(args) -> int:
 
 
 def cmd_synth(args) -> int:
+    from pipelines.regions import RegionError
     from pipelines.synth import write_landing_zone
+    from tyokyky.regional import synth_region
 
+    if getattr(args, "region", None):
+        try:
+            args = synth_region(args)
+        except RegionError as e:
+            return _fail(str(e))
+    elif not args.out:
+        return _fail("synth: say where to write the landing zone: --out DIR (or --region FILE with 'landing')")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         return _fail(f"{out} is a file, not a folder: give a new folder to --out")
     if out.exists() and any(out.iterdir()):
         return _fail(f"{out} exists and is not empty: give a new folder to --out")
     try:
-        stats = write_landing_zone(out, persons=args.persons, seed=args.seed)
+        stats = write_landing_zone(out, persons=args.persons, seed=1 if args.seed is None else args.seed,
+                                   municipalities=getattr(args, "municipalities", None))
     except OSError as e:
         from tyokyky.run import os_error_line
 
@@ -73,9 +83,14 @@ def cmd_synth(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from pipelines.regions import RegionError
+    from tyokyky.regional import region_settings
     from tyokyky.run import BuildStopped, run
 
-    settings = Settings.resolve(args.landing, args.data, args.key_file, getattr(args, "parameters", None))
+    try:
+        settings, _ = region_settings(args)
+    except RegionError as e:
+        return _fail(str(e))
     try:
         summary = run(settings)
     except BuildStopped as e:
@@ -138,9 +153,14 @@ def cmd_query(args) -> int:
 
 def cmd_serve(args) -> int:
     from pipelines.postgres import PostgresError
+    from pipelines.regions import RegionError
+    from tyokyky.regional import region_settings
     from tyokyky.serve import ServeError, serve, stop
 
-    settings = Settings.resolve(args.landing, args.data, args.key_file)
+    try:
+        settings, _ = region_settings(args)
+    except RegionError as e:
+        return _fail(str(e))
     try:
         return stop(settings) if args.stop else serve(settings, args.port)
     except (ServeError, PostgresError) as e:
@@ -163,6 +183,8 @@ def add_locations(p: argparse.ArgumentParser) -> None:
     p.add_argument("--landing", help="landing zone (env TYOKYKY_LANDING; default DATA/landing)")
     p.add_argument("--data", help="data directory (env TYOKYKY_DATA; default ./data)")
     p.add_argument("--key-file", help="pseudonymisation key (env TYOKYKY_KEY_FILE)")
+    p.add_argument("--region", help="region file (YAML): name, title, controller, municipalities, and locations "
+                                    "the flags override")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -174,9 +196,10 @@ def parser() -> argparse.ArgumentParser:
     k.set_defaults(func=cmd_keygen)
 
     s = sub.add_parser("synth", help="write a synthetic landing zone that follows the partner spec")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", help="folder to create (default: the region file's landing)")
     s.add_argument("--persons", type=positive_int, default=2000)
-    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--seed", type=int, default=None, help="default 1, or one of the region's own with --region")
+    s.add_argument("--region", help="region file: its municipalities, landing zone and key (created if missing)")
     s.set_defaults(func=cmd_synth)
 
     r = sub.add_parser("run", help="materialise every asset through Dagster")
@@ -203,6 +226,10 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--port", type=int, default=3000, help="webserver port on 127.0.0.1 (default 3000)")
     v.add_argument("--stop", action="store_true", help="stop the serve of this data directory and wait until it is gone")
     v.set_defaults(func=cmd_serve)
+
+    from tyokyky.regional import add_commands
+
+    add_commands(sub)
 
     b = sub.add_parser("bench", help="national-scale benchmark (see BENCHMARKS.md)")
     b.add_argument("--persons", type=positive_int, nargs="+", default=[10_000])
