@@ -15,6 +15,7 @@ import yaml
 
 HERE = Path(__file__).parent
 FORMATS = {"delimited", "fixed_width", "xlsx", "jsonl"}
+VARIANTS = {"raw", "pseudonymised"}  # as exported / pseudonymised by the partner (tyokyky pseudonymise-export)
 TYPES = {"identity", "text", "code", "date", "month", "integer", "decimal", "cents", "boolean",
          "municipality"}
 DATE_FORMATS = {"fi": "%d.%m.%Y", "iso": "%Y-%m-%d"}
@@ -54,6 +55,7 @@ class Contract:
     warnings: tuple[dict, ...] = ()
     consent: dict | None = None    # {"withdrawn": column, "given": column} for consent snapshots
     path: Path = field(default=HERE, compare=False)
+    accepts: tuple[str, ...] = ("raw",)  # delivery variants the partner may send
 
     @property
     def format(self) -> str:
@@ -113,7 +115,7 @@ def load_contract(path: str | Path) -> Contract:
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     partner = raw.get("partner") or path.stem
     known = {"partner", "description", "delivery", "file", "identifier", "natural_key", "columns",
-             "rules", "warnings", "consent"}
+             "rules", "warnings", "consent", "accepts"}
     if set(raw) - known:
         raise ContractError(f"{partner}: unknown keys {sorted(set(raw) - known)}")
     if raw["file"].get("format") not in FORMATS:
@@ -136,6 +138,9 @@ def load_contract(path: str | Path) -> Contract:
     for col in (raw.get("consent") or {}).values():
         if col not in names:
             raise ContractError(f"{partner}: consent column {col!r} is not a column")
+    accepts = tuple(raw.get("accepts", ["raw"]))
+    if not accepts or set(accepts) - VARIANTS:
+        raise ContractError(f"{partner}: accepts must list one or more of {sorted(VARIANTS)}")
     if raw["file"]["format"] == "fixed_width":
         for c in columns:
             if c.start is None or c.end is None:
@@ -144,7 +149,7 @@ def load_contract(path: str | Path) -> Contract:
         partner=partner, description=raw.get("description", ""), delivery=raw["delivery"],
         file=raw["file"], identifier=raw["identifier"], natural_key=tuple(raw["natural_key"]),
         columns=columns, rules=tuple(raw.get("rules", ())), warnings=tuple(raw.get("warnings", ())),
-        consent=raw.get("consent"), path=path,
+        consent=raw.get("consent"), path=path, accepts=accepts,
     )
 
 
