@@ -153,16 +153,18 @@ def _map_file(con, old_rows: Path, new_rows: Path, new_key: PseudonymKey) -> int
     if "erasure_token" in cols:
         tokens = [r[0] for r in con.execute("""SELECT DISTINCT erasure_token FROM rows_old WHERE pseudonym IS NULL
               AND erasure_token NOT IN (SELECT old FROM token_map)""").fetchall()]
-        con.register("tokens_now", pa.table({"old": pa.array(tokens, pa.string()), "new": pa.array(
-            [hashlib.sha256(p.encode()).hexdigest() for p in _layered(new_key, tokens, "rekeyed-token:")], pa.string())}))
+        layered = [hashlib.sha256(p.encode()).hexdigest() for p in _layered(new_key, tokens, "rekeyed-token:")]
+        con.register("tokens_now", pa.table({"old": pa.array(tokens, pa.string()), "new": pa.array(layered, pa.string())}))
         con.execute("INSERT INTO token_map SELECT old, new FROM tokens_now")
         con.unregister("tokens_now")
         select[cols.index("erasure_token")] = ("CASE WHEN o.pseudonym IS NULL THEN t.new ELSE sha256(m.new) END "
                                                "AS erasure_token")
-    tokens_join = "LEFT JOIN token_map t ON t.old = o.erasure_token" if "erasure_token" in cols else ""
+    tokens_join = ("LEFT JOIN (SELECT DISTINCT old, new FROM token_map) t ON t.old = o.erasure_token"
+                   if "erasure_token" in cols else "")
     tmp = new_rows.with_suffix(".tmp")
     con.execute(f"""COPY (SELECT {', '.join(select)} FROM rows_old o
-                          LEFT JOIN pseudonym_map m ON m.old = o.pseudonym {tokens_join} ORDER BY o.source_line)
+                          LEFT JOIN (SELECT DISTINCT old, new FROM pseudonym_map) m ON m.old = o.pseudonym
+                          {tokens_join} ORDER BY o.source_line)
                     TO {lit(str(tmp))} (FORMAT parquet, COMPRESSION zstd)""")
     os.replace(tmp, new_rows)
     return len(orphans)
@@ -171,8 +173,8 @@ def _map_file(con, old_rows: Path, new_rows: Path, new_key: PseudonymKey) -> int
 def _learn_map(con, old_rows: Path, new_rows: Path) -> None:
     """Old and new pseudonyms (and erasure tokens) of the same rows of a re-read delivery."""
     con.execute(f"""INSERT INTO pseudonym_map SELECT DISTINCT o.pseudonym, n.pseudonym
-                    FROM read_parquet({lit(str(old_rows))}) o JOIN read_parquet({lit(str(new_rows))}) n USING (source_line)
-                    WHERE o.pseudonym IS NOT NULL AND n.pseudonym IS NOT NULL""")
+                    FROM read_parquet({lit(str(old_rows))}) o
+                    JOIN read_parquet({lit(str(new_rows))}) n USING (source_line) WHERE o.pseudonym IS NOT NULL AND n.pseudonym IS NOT NULL""")
     if "erasure_token" in pq.read_schema(old_rows).names:
         con.execute(f"""INSERT INTO token_map SELECT DISTINCT o.erasure_token, n.erasure_token
                         FROM read_parquet({lit(str(old_rows))}) o JOIN read_parquet({lit(str(new_rows))}) n
@@ -187,7 +189,7 @@ def _rekey_staging(settings: Settings, old_key: PseudonymKey, new_key: Pseudonym
                    report: RekeyReport, log) -> None:
     contracts = load_contracts()
     try:
-        present, _ = landing.scan(settings.landing, contracts)
+        present, _ = landing.scan(settings.landing, contracts, settings.landing_hashes)
     except (landing.LandingError, OSError):
         present = []
     by_period = {(d.partner, d.period): d for d in present}

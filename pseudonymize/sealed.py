@@ -224,7 +224,8 @@ class Opener:
                 code = self._aead.decrypt(blob[:NONCE], blob[NONCE:], self._aad).decode("ascii")
             except (InvalidTag, ValueError, UnicodeDecodeError):
                 first = pc.index(encoded.indices, position).as_py()
-                raise SealError(f"the identity token on line {pc.take(lines, [first])[0].as_py()} cannot be opened: the file was "
+                line = pc.take(lines, [first])[0].as_py()
+                raise SealError(f"the identity token on line {line} cannot be opened: the file was "
                                 "changed after pseudonymisation, or sealed for another partner, file or "
                                 "deployment") from None
             out.append(code if token else None)

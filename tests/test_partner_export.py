@@ -112,7 +112,8 @@ def test_the_comparison_sees_the_messy_rows(pair):
     import duckdb
 
     con = duckdb.connect(str(pair["root"] / "data_sealed" / "tyokyky.duckdb"), read_only=True)
-    reasons = dict(con.sql("SELECT reason, count(*) FROM kb.quarantine WHERE period = '2019-12' GROUP BY ALL").fetchall())
+    reasons = dict(con.sql("SELECT reason, count(*) FROM kb.quarantine WHERE period = '2019-12' GROUP BY ALL")
+                   .fetchall())
     redacted = con.sql("SELECT sum(codes_redacted_in_values) FROM kb.deliveries").fetchall()[0][0]
     con.close()
     for reason in ("bad check character", "unknown century sign", "impossible date", "reserved individual number",
@@ -284,7 +285,8 @@ def test_run_rejects_a_delivery_made_under_another_key_with_one_line(tmp_path, k
     assert main(["run", "--landing", str(tmp_path / "landing"), "--data", str(tmp_path / "data"),
                  "--key-file", str(key_file)]) == 0
     rejected = [line for line in capsys.readouterr().out.splitlines() if line.startswith("rejected delivery")]
-    assert len(rejected) == 1 and rejected[0].startswith("rejected delivery: te 2021-04: pseudonymised under another key")
+    assert len(rejected) == 1
+    assert rejected[0].startswith("rejected delivery: te 2021-04: pseudonymised under another key")
 
 
 def test_the_partner_is_told_which_deliveries_were_not_pseudonymised(tmp_path, key, capsys):
@@ -302,3 +304,19 @@ def test_the_partner_is_told_which_deliveries_were_not_pseudonymised(tmp_path, k
     assert len(problems) == 2 and "2021-03" in problems[0] and "trailer" in problems[0]
     assert "2021-05" in problems[1] and "does not match" in problems[1]
     assert "pseudonymised 1 deliveries of kela" in out.out
+
+
+def test_the_partner_command_needs_no_duckdb_or_dagster(tmp_path, key):
+    """A partner runs it on its own machine: readers, pyarrow and cryptography only."""
+    import subprocess
+    import sys
+
+    Landing(tmp_path / "raw").csv("ttk", "2021-03", [[A, "91", "TE", "1.2.2021", "1.3.2021", "", "", "LAAKARI"]])
+    PartnerKey.issue(key, "ttk").write(tmp_path / "ttk.key")
+    code = ("import sys; from tyokyky.cli import main; rc = main(['pseudonymise-export', '--partner', 'ttk', "
+            f"'--partner-key', {str(tmp_path / 'ttk.key')!r}, '--in', {str(tmp_path / 'raw' / 'ttk')!r}, '--out', "
+            f"{str(tmp_path / 'out')!r}]); print(rc, sorted(m for m in ('duckdb', 'dagster', 'great_expectations', "
+            "'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "0 []"
+    assert (tmp_path / "out" / "2021-03" / "manifest.json").exists()

@@ -6,6 +6,7 @@ import os
 import shutil
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from pipelines import rekey, staging
@@ -114,7 +115,9 @@ def test_withdrawals_keep_working_across_a_rotation(setup, capsys):
     old, new = load_key_file(s["old"]), load_key_file(s["new"])
     shutil.rmtree(s["landing"] / "typ" / "2021-02")   # P7's only delivery
     shutil.rmtree(s["landing"] / "te" / "2021-01")    # P1, who is in re-read deliveries too
+    staged = {p.relative_to(s["data"]): pq.read_metadata(p).num_rows for p in s["data"].glob("staging/*/*/rows.parquet")}
     assert _rekey(s) == 0
+    assert {p: pq.read_metadata(s["data"] / p).num_rows for p in staged} == staged  # every row once, none lost
     out = capsys.readouterr().out
     assert "2 mapped (1 persons only there got a layered pseudonym)" in out
     assert hits(s["data"], old_values(old)) == [] and no_codes(s["data"], s["codes"])
