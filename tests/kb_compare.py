@@ -1,6 +1,7 @@
 """Compare two knowledge bases value for value: every kb table and every ind view."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import duckdb
@@ -18,16 +19,23 @@ def objects(con) -> list[tuple[str, str]]:
     """).fetchall())
 
 
-def _value(v):
-    """Floats to 12 significant digits: DuckDB sums in parallel, so the last bits of a mean vary."""
-    return float(f"{v:.12g}") if isinstance(v, float) else v
+def _sort_key(row: tuple) -> tuple[str, str]:
+    """Floats coarsely rounded for ordering first, so that rows whose floats differ in the last bits pair up."""
+    return repr(tuple(float(f"{v:.6g}") if isinstance(v, float) else v for v in row)), repr(row)
 
 
 def _rows(con, schema: str, name: str, skip: set[str]) -> list[tuple]:
     columns = [c for c in con.sql(f'SELECT * FROM {schema}."{name}" LIMIT 0').columns if c not in skip]
     select = ", ".join(f'"{c}"' for c in columns)
-    return sorted((tuple(map(_value, r)) for r in con.sql(f'SELECT {select} FROM {schema}."{name}"').fetchall()),
-                  key=repr)
+    return sorted(con.sql(f'SELECT {select} FROM {schema}."{name}"').fetchall(), key=_sort_key)
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    """Equal values; floats to a relative 1e-9 (DuckDB sums in parallel: a variance's last digits vary
+    between two builds of the very same data)."""
+    return len(a) == len(b) and all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9) or (x != x and y != y)
+                                    if isinstance(x, float) and isinstance(y, float) else x == y
+                                    for x, y in zip(a, b))
 
 
 def differences(a: Path, b: Path, skip: dict[tuple[str, str], set[str]] | None = None) -> dict[str, str]:
@@ -43,8 +51,8 @@ def differences(a: Path, b: Path, skip: dict[tuple[str, str], set[str]] | None =
                 continue
             cols = skip.get((schema, name), set())
             ra, rb = _rows(con_a, schema, name, cols), _rows(con_b, schema, name, cols)
-            if ra != rb:
-                only = [r for r in ra if r not in rb][:1] + [r for r in rb if r not in ra][:1]
+            if len(ra) != len(rb) or not all(map(_same, ra, rb)):
+                only = [(x, y) for x, y in zip(ra, rb) if not _same(x, y)][:1]
                 out[f"{schema}.{name}"] = f"{len(ra)} vs {len(rb)} rows, e.g. {only}"
         return out
     finally:

@@ -85,6 +85,7 @@ def test_rekey_gives_the_knowledge_base_a_build_under_the_new_key_gives(setup, t
     s = setup
     old, new = load_key_file(s["old"]), load_key_file(s["new"])
     assert hits(s["data"], old_values(old))  # the search finds what is there
+    shutil.copyfile(s["data"] / "tyokyky.duckdb", tmp_path / "before.duckdb")
     assert _rekey(s) == 0
     out = capsys.readouterr().out
     assert "no old pseudonym or erasure token" in out
@@ -98,6 +99,7 @@ def test_rekey_gives_the_knowledge_base_a_build_under_the_new_key_gives(setup, t
     build(s["raw"], tmp_path / "fresh", s["new"])  # the same deliveries, raw, under the new key
     hashes = {("kb", "deliveries"): {"content_sha256"}, ("ind", "data_quality"): {"content_sha256"}}
     assert differences(s["data"] / "tyokyky.duckdb", tmp_path / "fresh" / "tyokyky.duckdb", hashes) == {}
+    assert "kb.clients" in differences(tmp_path / "before.duckdb", tmp_path / "fresh" / "tyokyky.duckdb", hashes)
 
     assert _run(s, s["new"]) == 0
     assert _run(s, s["old"]) == 1
