@@ -254,7 +254,10 @@ def _strings_in(path: Path) -> pa.Array:
         return pa.concat_arrays(texts) if texts else HEX64
     if path.suffix == ".duckdb":
         found = []
-        db = duckdb.connect(str(path), read_only=True)
+        try:
+            db = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error:  # not a database after all: its bytes, then
+            return pa.array(_hex_runs(path.read_bytes().decode("latin-1")), pa.string())
         try:
             for schema, table, column in db.execute("""SELECT schema_name, table_name, column_name FROM duckdb_columns()
                     WHERE data_type = 'VARCHAR' AND NOT internal AND database_name = current_database()""").fetchall():
@@ -275,13 +278,14 @@ def _hex_runs(text: str) -> list[str]:
     return [m.group(0)[i:i + 64] for m in re.finditer(r"[0-9a-f]{64,}", text) for i in range(len(m.group(0)) - 63)]
 
 
-def scan_for(data: Path, old: pa.Array, skip: tuple[str, ...] = ()) -> tuple[int, list[str]]:
+def scan_for(data: Path, old: pa.Array) -> tuple[int, list[str]]:
     """(files scanned, files holding any of ``old``): Parquet read back, DuckDB queried column by
-    column, PDF text extracted, every file also as bytes (Dagster's SQLite storage, JSON, logs)."""
+    column, a PDF as bytes and as extracted text, every other file as bytes (Dagster's SQLite
+    storage, JSON, logs)."""
     wanted = pc.unique(old)
     scanned, found = 0, []
     for path in sorted(Path(data).rglob("*")):
-        if not path.is_file() or path.is_symlink() or any(part in skip for part in path.parts):
+        if not path.is_file() or path.is_symlink():
             continue
         scanned += 1
         values = _strings_in(path)
@@ -352,6 +356,11 @@ def _rekey_locked(settings: Settings, old_key: PseudonymKey, new_key: PseudonymK
         raise
     _roll_forward(settings.data)
     report.files_scanned, report.found = scan_for(settings.data, old)
+    home = settings.dagster_home
+    if home.exists() and not home.resolve().is_relative_to(settings.data.resolve()):  # DAGSTER_HOME elsewhere
+        scanned, found = scan_for(home, old)
+        report.files_scanned += scanned
+        report.found += [str(home / f) for f in found]
     record = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "old_key_fingerprint": old_key.fingerprint, "new_key_fingerprint": new_key.fingerprint,
               "deliveries_reread": len(report.restaged), "deliveries_mapped": len(report.mapped),

@@ -203,3 +203,18 @@ def test_rekey_misuse_is_one_line(setup, capsys):
     assert main(["rekey", "--new-key-file", str(s["data"] / "nope.key"), "--key-file", str(s["old"])]) == 1
     err = capsys.readouterr().err
     assert "does not exist" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_scan_finds_an_old_value_in_every_kind_of_file(tmp_path):
+    import pyarrow as pa
+
+    old = hashlib.sha256(b"an old pseudonym").hexdigest()
+    other = hashlib.sha256(b"a new one").hexdigest()
+    pq.write_table(pa.table({"pseudonym": [other, old]}), tmp_path / "rows.parquet", compression="zstd")
+    with duckdb.connect(str(tmp_path / "built.duckdb")) as con:
+        con.execute("CREATE SCHEMA kb; CREATE TABLE kb.clients AS SELECT ? AS note", [f"x{old}y"])
+    (tmp_path / "events.db").write_bytes(b"\x00sqlite" + old.encode() + b"\x00")
+    (tmp_path / "clean.json").write_text(json.dumps({"pseudonym": other}))
+    (tmp_path / "broken.duckdb").write_text(old)
+    scanned, found = rekey.scan_for(tmp_path, pa.array([old]))
+    assert scanned == 5 and found == ["broken.duckdb", "built.duckdb", "events.db", "rows.parquet"]
