@@ -29,17 +29,19 @@ import json
 import os
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines import knowledge_base, landing, staging
 from pipelines.data_lock import DataDirBusy, data_lock
-from pipelines.limits import duckdb_config
+from pipelines.limits import THREADS, duckdb_config
 from pipelines.settings import Settings
 from pseudonymize import KeyFileError, PseudonymKey, load_key_file
 from schemas import load_contracts
@@ -125,13 +127,13 @@ def _old_values(con, staging_dir: Path) -> None:
     they would give."""
     files = sorted(str(p) for p in Path(staging_dir).glob("*/*/rows.parquet"))
     con.execute("CREATE TEMP TABLE old_values (v VARCHAR)")
-    for f in files:
-        cols = pq.read_schema(f).names
-        parts = ["SELECT pseudonym AS v FROM read_parquet(?)", "SELECT sha256(pseudonym) FROM read_parquet(?)"]
-        if "erasure_token" in cols:
-            parts.append("SELECT erasure_token FROM read_parquet(?)")
-        con.execute(f"INSERT INTO old_values SELECT DISTINCT v FROM ({' UNION ALL '.join(parts)}) WHERE v IS NOT NULL",
-                    [f] * len(parts))
+    if files:
+        con.execute(f"""INSERT INTO old_values SELECT DISTINCT unnest([pseudonym, sha256(pseudonym)])
+                        FROM read_parquet([{', '.join(map(lit, files))}], union_by_name = true)""")
+    tokens = [f for f in files if "erasure_token" in pq.read_schema(f).names]
+    if tokens:
+        con.execute(f"INSERT INTO old_values SELECT DISTINCT erasure_token FROM read_parquet([{', '.join(map(lit, tokens))}])")
+    con.execute("DELETE FROM old_values WHERE v IS NULL")
 
 
 def _layered(new_key: PseudonymKey, values: list[str], prefix: str) -> list[str]:
@@ -208,22 +210,32 @@ def _rekey_staging(settings: Settings, old_key: PseudonymKey, new_key: Pseudonym
     try:
         con.execute("CREATE TEMP TABLE pseudonym_map (old VARCHAR, new VARCHAR)")
         con.execute("CREATE TEMP TABLE token_map (old VARCHAR, new VARCHAR)")
-        later = []
+        again, later = [], []
         for state in states:
-            partner, period, loaded = state["partner"], state["period"], state.get("loaded")
-            old_dir, new_dir = settings.staging / partner / period, new_staging / partner / period
-            delivery = by_period.get((partner, period))
-            if loaded and partner in contracts and delivery is not None and delivery.problem is None \
+            delivery, loaded = by_period.get((state["partner"], state["period"])), state.get("loaded")
+            if loaded and state["partner"] in contracts and delivery is not None and delivery.problem is None \
                     and delivery.content_sha256 == loaded["content_sha256"]:
-                attempt = staging.stage_delivery(new_staging, delivery, contracts[partner],
-                                                 RotationKey(old_key, new_key))
-                if attempt.status != "loaded" or attempt.rows_read != loaded["rows_read"]:
-                    raise RekeyError(f"{partner} {period} could not be read again from the landing zone "
-                                     f"({attempt.reason or 'other rows'}); nothing was changed")
-                _learn_map(con, old_dir / "rows.parquet", new_dir / "rows.parquet")
-                report.restaged.append(f"{partner} {period}")
+                again.append((state, delivery))
             else:
                 later.append(state)
+        rotation = RotationKey(old_key, new_key)
+
+        def stage_again(item) -> None:
+            state, delivery = item
+            attempt = staging.stage_delivery(new_staging, delivery, contracts[state["partner"]], rotation)
+            if attempt.status != "loaded" or attempt.rows_read != state["loaded"]["rows_read"]:
+                raise RekeyError(f"{state['partner']} {state['period']} could not be read again from the landing "
+                                 f"zone ({attempt.reason or 'other rows'}); nothing was changed")
+
+        # largest first, side by side as run stages (pyarrow and DuckDB release the GIL)
+        again.sort(key=lambda item: -item[1].file.stat().st_size)
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            list(pool.map(stage_again, again))
+        for state, _ in again:
+            partner, period = state["partner"], state["period"]
+            _learn_map(con, settings.staging / partner / period / "rows.parquet",
+                       new_staging / partner / period / "rows.parquet")
+            report.restaged.append(f"{partner} {period}")
         for state in later:  # after every re-read delivery has taught the map
             partner, period, loaded = state["partner"], state["period"], state.get("loaded")
             old_dir, new_dir = settings.staging / partner / period, new_staging / partner / period
@@ -278,20 +290,35 @@ def _hex_runs(text: str) -> list[str]:
     return [m.group(0)[i:i + 64] for m in re.finditer(r"[0-9a-f]{64,}", text) for i in range(len(m.group(0)) - 63)]
 
 
-def scan_for(data: Path, old: pa.Array) -> tuple[int, list[str]]:
+def scan_for(data: Path, old: pa.Array, verified: set[str] = frozenset()) -> tuple[int, list[str]]:
     """(files scanned, files holding any of ``old``): Parquet read back, DuckDB queried column by
     column, a PDF as bytes and as extracted text, every other file as bytes (Dagster's SQLite
-    storage, JSON, logs)."""
+    storage, JSON, logs). ``verified``: paths (relative to ``data``) scanned already and moved in
+    unchanged since, under the data lock. Values are looked up in batches (one hash table each)."""
     wanted = pc.unique(old)
-    scanned, found = 0, []
+    scanned, found, batch, owners = 0, [], [], []
+
+    def look_up() -> None:
+        if batch:
+            hits = pc.is_in(pa.concat_arrays(batch), value_set=wanted).to_numpy(zero_copy_only=False)
+            ends = np.cumsum([len(b) for b in batch])
+            found.extend(owners[i] for i in sorted(set(np.searchsorted(ends, np.flatnonzero(hits), side="right"))))
+            batch.clear()
+            owners.clear()
+
     for path in sorted(Path(data).rglob("*")):
-        if not path.is_file() or path.is_symlink():
+        relative = str(path.relative_to(data))
+        if not path.is_file() or path.is_symlink() or relative in verified:
             continue
         scanned += 1
-        values = _strings_in(path)
-        if len(values) and pc.any(pc.is_in(values, value_set=wanted)).as_py():
-            found.append(str(path.relative_to(data)))
-    return scanned, found
+        values = pc.unique(_strings_in(path))
+        if len(values):
+            batch.append(values)
+            owners.append(relative)
+        if sum(len(b) for b in batch) > 2_000_000:
+            look_up()
+    look_up()
+    return scanned, sorted(found)
 
 
 # ---------------------------------------------------------------- the command
@@ -347,7 +374,8 @@ def _rekey_locked(settings: Settings, old_key: PseudonymKey, new_key: PseudonymK
                              landing_scan=landing.inventory(settings.landing, contracts))
         for cache in (work / "staging").glob("*/_current.*"):
             cache.unlink()  # made again by the next run's build
-        report.files_scanned, report.found = scan_for(work, old)
+        verified_count, report.found = scan_for(work, old)
+        verified = {str(p.relative_to(work)) for p in work.rglob("*") if p.is_file()}
         if report.found:  # cannot happen unless a step above is wrong: keep the old data in place
             raise RekeyError(f"old pseudonyms remain in the rekeyed {report.found[0]}; nothing was changed")
         (work / COMMIT).write_text(json.dumps({"new_fingerprint": new_key.fingerprint}))
@@ -355,7 +383,8 @@ def _rekey_locked(settings: Settings, old_key: PseudonymKey, new_key: PseudonymK
         shutil.rmtree(work, ignore_errors=True)
         raise
     _roll_forward(settings.data)
-    report.files_scanned, report.found = scan_for(settings.data, old)
+    report.files_scanned, report.found = scan_for(settings.data, old, verified)
+    report.files_scanned += verified_count
     home = settings.dagster_home
     if home.exists() and not home.resolve().is_relative_to(settings.data.resolve()):  # DAGSTER_HOME elsewhere
         scanned, found = scan_for(home, old)

@@ -216,8 +216,8 @@ class Opener:
         markers = {m: r for r, m in INVALID_MARKERS.items()}
         out: list[str | None] = []
         for position, token in enumerate(distinct):
-            if token in markers:
-                out.append(STAND_INS[markers[token]])
+            if token in markers or not token:  # an invalid code's reason, or blank: a missing code
+                out.append(STAND_INS[markers[token]] if token else None)
                 continue
             try:
                 blob = _unb64(token)
@@ -228,7 +228,7 @@ class Opener:
                 raise SealError(f"the identity token on line {line} cannot be opened: the file was "
                                 "changed after pseudonymisation, or sealed for another partner, file or "
                                 "deployment") from None
-            out.append(code if token else None)
+            out.append(code)
         opened = pa.array(out, pa.string()).take(encoded.indices)
         counts: dict[str, int] = {}
         present = pc.value_counts(pc.drop_null(stripped)).to_pylist()

@@ -175,7 +175,9 @@ def test_a_token_opens_only_for_its_partner_file_and_deployment(key, tmp_path):
     assert tokens[0] == tokens[1] and not contains_code(tokens[0].as_py())  # one code, one token in a file
     lines = pa.array([2, 3, 4, 5])
     opened, _ = Opener(key, "ttk", sealer.ephemeral_public, context).open_column(tokens, lines)
-    assert opened.to_pylist()[:3] == [A, A, None]
+    assert opened.to_pylist() == [A, A, None, STAND_INS["bad length"]]
+    blank, _ = Opener(key, "ttk", sealer.ephemeral_public, context).open_column(pa.array(["  "]), pa.array([2]))
+    assert blank.to_pylist() == [None]  # a blank cell is a missing code, as in a raw file
     for opener in (Opener(key, "kela", sealer.ephemeral_public, context),                    # another partner
                    Opener(key, "ttk", sealer.ephemeral_public, seal_context("ttk", "2021-04", "x")),  # another file
                    Opener(other, "ttk", sealer.ephemeral_public, context)):                   # another deployment
