@@ -55,28 +55,40 @@ def _text_records(contract: Contract, table: pa.Table) -> pa.Array:
     return pc.binary_join_element_wise(*fields, delimiter)
 
 
-def _join(records: list[str], gaps: np.ndarray, newline: str) -> str:
-    return "".join(newline * int(g) + r + newline for g, r in zip(gaps, records))
+def _join(records: pa.Array, gaps: np.ndarray, newline: str) -> bytes:
+    """The records, each after its filler lines and ended by ``newline``, as UTF-8 bytes, built in
+    Arrow (a backlog delivery is millions of records)."""
+    if not len(records):
+        return b""
+    prefix = pc.binary_repeat(pa.scalar(newline), pa.array(gaps, pa.int64()))
+    lines = pc.binary_join_element_wise(prefix, records, pa.scalar(newline), "").cast(pa.large_string())
+    lines = pa.concat_arrays(lines.chunks if isinstance(lines, pa.ChunkedArray) else [lines])  # one buffer, offset 0
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64, count=len(lines) + 1)
+    return lines.buffers()[2].to_pybytes()[offsets[0]:offsets[-1]]
+
+
+def _encoded(utf8: bytes, encoding: str) -> bytes:
+    return utf8 if encoding.replace("_", "-").lower() in ("utf-8", "utf8") else utf8.decode("utf-8").encode(encoding)
 
 
 def write_delimited(contract: Contract, table: pa.Table, path: Path) -> None:
     spec = contract.file
     names = [c.name for c in contract.columns]
     header = spec["delimiter"].join(f'"{n}"' if spec.get("quoting") else n for n in names)
-    records = _text_records(contract, table).to_pylist() if table.num_rows else []
-    lines = table.column("_line").to_numpy()
-    spans = np.array([r.count("\n") + 1 for r in records], dtype=np.int64)
-    text = header + "\n" + _join(records, _gaps(lines, spans, 2), "\n")
-    data = text.encode(contract.encoding)
+    records = _text_records(contract, table) if table.num_rows else pa.array([], pa.string())
+    spans = pc.count_substring(records, "\n").to_numpy(zero_copy_only=False).astype(np.int64) + 1
+    body = _join(records, _gaps(table.column("_line").to_numpy(), spans, 2), "\n")
+    data = _encoded((header + "\n").encode("utf-8") + body, contract.encoding)
     path.write_bytes((b"\xef\xbb\xbf" if spec.get("bom") else b"") + data)
 
 
 def write_jsonl(contract: Contract, table: pa.Table, path: Path) -> None:
     names = [c.name for c in contract.columns]
     rows = table.select(names).to_pylist()
-    records = [json.dumps(r, ensure_ascii=False) for r in rows]
+    records = pa.array([json.dumps(r, ensure_ascii=False) for r in rows], pa.string())
     lines = table.column("_line").to_numpy()
-    path.write_bytes(_join(records, _gaps(lines, np.ones(len(records), np.int64), 1), "\n").encode(contract.encoding))
+    path.write_bytes(_encoded(_join(records, _gaps(lines, np.ones(len(records), np.int64), 1), "\n"),
+                              contract.encoding))
 
 
 def write_xlsx(contract: Contract, table: pa.Table, path: Path) -> None:
@@ -108,7 +120,7 @@ def write_fixed_width(contract: Contract, table: pa.Table, path: Path, raw_path:
     raw = Path(raw_path).read_bytes().decode(contract.encoding).split(contract.file.get("line_end", "\r\n"))
     header, trailer = raw[0], [line for line in raw if line][-1]
     length = contract.file["record_length"]
-    out = [" " * length] * records
+    blank = pa.array([" " * length], pa.string())
     if table.num_rows:
         pieces, position = [], 1
         for c in sorted(contract.columns, key=lambda c: c.start):
@@ -116,11 +128,15 @@ def write_fixed_width(contract: Contract, table: pa.Table, path: Path, raw_path:
                 pieces.append(pa.scalar(" " * (c.start - position)))
             pieces.append(pc.utf8_rpad(pc.fill_null(table.column(c.name), ""), c.end - c.start + 1))
             position = c.end + 1
-        text = pc.binary_join_element_wise(*pieces, "")
-        for line, record in zip(table.column("_line").to_pylist(), text.to_pylist()):
-            out[line - 2] = record  # data records start on line 2
+        text = pa.concat_arrays([pc.binary_join_element_wise(*pieces, "").combine_chunks(), blank])
+    else:
+        text = blank
+    order = np.full(records, len(text) - 1, dtype=np.int64)  # every data line blank, unless a record is on it
+    order[table.column("_line").to_numpy() - 2] = np.arange(table.num_rows)  # data records start on line 2
     newline = contract.file.get("line_end", "\r\n")
-    path.write_bytes(newline.join([header, *out, trailer, ""]).encode(contract.encoding))
+    body = _join(text.take(pa.array(order)), np.zeros(records, np.int64), newline)
+    path.write_bytes(_encoded((header + newline).encode("utf-8") + body + (trailer + newline).encode("utf-8"),
+                              contract.encoding))
 
 
 def write_delivery(contract: Contract, table: pa.Table, path: Path, raw_path: Path, records: int) -> None:
