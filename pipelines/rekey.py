@@ -356,8 +356,9 @@ def _rekey_locked(settings: Settings, old_key: PseudonymKey, new_key: PseudonymK
         _old_values(con, settings.staging)
         if settings.kb_path.exists():  # every value a pseudonym column of the old knowledge base holds
             con.execute(f"ATTACH {lit(str(settings.kb_path))} AS old_kb (READ_ONLY)")
-            for schema, table in con.execute("""SELECT DISTINCT schema_name, table_name FROM duckdb_columns()
-                    WHERE database_name = 'old_kb' AND column_name = 'pseudonym'""").fetchall():
+            for schema, table in con.execute("""SELECT DISTINCT c.schema_name, c.table_name FROM duckdb_columns() c
+                    JOIN duckdb_tables() t USING (database_name, schema_name, table_name)
+                    WHERE c.database_name = 'old_kb' AND c.column_name = 'pseudonym'""").fetchall():
                 con.execute(f'INSERT INTO old_values SELECT DISTINCT pseudonym FROM old_kb."{schema}"."{table}" '
                             'WHERE pseudonym IS NOT NULL')
             con.execute("DETACH old_kb")
