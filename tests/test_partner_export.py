@@ -164,6 +164,17 @@ def test_partner_key_is_public_material_only(tmp_path, key_file, capsys):
     assert main(["pseudonymise-export", "--partner", "kela", "--partner-key", str(out), "--in", str(tmp_path),
                  "--out", str(tmp_path / "o")]) == 2
     assert "issued to partner 'ttk', not 'kela'" in capsys.readouterr().err
+    assert main(["pseudonymise-export", "--partner", "ttk", "--partner-key", str(out), "--in", str(tmp_path / "no"),
+                 "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a folder: pass the export folder" in err and len(err.strip().splitlines()) == 1
+    assert main(["pseudonymise-export", "--partner", "ttk", "--partner-key", str(out), "--in", str(tmp_path),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "lies inside --in" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["pseudonymise-export", "--partner", "ttk", "--partner-key", str(out), "--in", str(tmp_path / "empty"),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "holds no <YYYY-MM> delivery folder" in capsys.readouterr().err
 
 
 def test_a_token_opens_only_for_its_partner_file_and_deployment(key, tmp_path):

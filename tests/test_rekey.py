@@ -85,6 +85,7 @@ def test_rekey_gives_the_knowledge_base_a_build_under_the_new_key_gives(setup, t
     s = setup
     old, new = load_key_file(s["old"]), load_key_file(s["new"])
     assert hits(s["data"], old_values(old))  # the search finds what is there
+    assert no_codes(s["data"], s["codes"])
     shutil.copyfile(s["data"] / "tyokyky.duckdb", tmp_path / "before.duckdb")
     assert _rekey(s) == 0
     out = capsys.readouterr().out
