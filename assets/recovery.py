@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from pipelines import staging
+from pipelines import rekey, staging
 from pipelines.data_lock import PROCESS_TAG, process_alive
 from pipelines.settings import Settings
 
@@ -44,6 +44,7 @@ def recover(instance: DagsterInstance, settings: Settings) -> list[str]:
         if leftover.exists():
             leftover.unlink()
             notes.append(f"removed {leftover.name} of an interrupted knowledge-base build")
+    notes += rekey.recover(settings.data)  # a key rotation cut short: finished or dropped whole
     notes += staging.recover(settings.staging)
     return notes
 

@@ -20,6 +20,8 @@ from pseudonymize.redact import redact, redact_count
 from schemas.contract import Contract
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+#: beside the file of a delivery pseudonymised by the partner (pipelines.partner_export)
+MANIFEST = "manifest.json"
 
 
 class LandingError(Exception):
@@ -53,6 +55,7 @@ class Delivery:
     content_sha256: str         # of the file, or of every file in the folder
     problem: str | None = None  # why the delivery must be rejected before reading
     names_redacted: int = 0     # identity codes found (and redacted) in file names
+    manifest: Path | None = None  # a pre-pseudonymised delivery's manifest.json
 
     @property
     def file_name(self) -> str:
@@ -144,6 +147,9 @@ def _inspect(contract: Contract, folder: Path, hashes: HashCache, root: Path) ->
         else:
             ignored.append(Ignored(where, "not a regular file (a folder, a broken link or a device) in a "
                                           "delivery folder; ignored", _names_redacted([p])))
+    manifest = next((p for p in files if p.name == MANIFEST and not _outside(p, root)), None)
+    if manifest is not None:  # a delivery pseudonymised by the partner: the file and its manifest
+        files.remove(manifest)
     names = _names_redacted(files)
     if len(files) != 1:
         h = hashlib.sha256()
@@ -167,7 +173,14 @@ def _inspect(contract: Contract, folder: Path, hashes: HashCache, root: Path) ->
     digest = _file_digest(file, hashes, root)
     if problem is None and digest.startswith("unreadable:"):
         problem = f"file {shown_name!r} cannot be read ({digest.split(':', 2)[1]}): check its permissions"
-    return Delivery(contract.partner, period, folder, file, digest, problem, names), ignored
+    if manifest is not None:  # either changing is a new delivery
+        digest = _digest(digest, _file_digest(manifest, hashes, root))
+    return Delivery(contract.partner, period, folder, file, digest, problem, names, manifest), ignored
+
+
+def inspect_folder(contract: Contract, folder: Path, root: Path) -> tuple[Delivery, list[Ignored]]:
+    """The delivery in one period folder (also outside a landing zone: a partner's own export)."""
+    return _inspect(contract, Path(folder), HashCache(None), Path(root).resolve())
 
 
 def _file_digest(file: Path, hashes: HashCache, root: Path) -> str:

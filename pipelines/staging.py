@@ -31,11 +31,12 @@ import pyarrow.parquet as pq
 from pipelines import timing
 from pipelines.landing import Delivery
 from pipelines.limits import duckdb_config
+from pipelines.sealed_intake import read_any
 from pseudonymize import PseudonymKey, PseudonymMemo, pseudonymize_column
 from pseudonymize.redact import MARKER, PATTERN, redact
 from schemas.casting import validate_chunk, write_loaded
 from schemas.contract import Contract
-from schemas.readers import DeliveryRejected, read_delivery
+from schemas.readers import DeliveryRejected
 
 QUARANTINE_SCHEMA = pa.schema([("partner", pa.string()), ("period", pa.string()), ("file", pa.string()),
                                ("line", pa.int64()), ("reason", pa.string())])
@@ -246,7 +247,7 @@ def stage_delivery(staging: Path, delivery: Delivery, contract: Contract, key: P
         return _record_rejection(staging, delivery, contract, key, delivery.problem, 0)
     try:
         with timing.stage("read"):
-            result = read_delivery(contract, delivery.file, delivery.period)
+            result = read_any(contract, delivery, key)  # raw, or pseudonymised by the partner
     except DeliveryRejected as e:
         return _record_rejection(staging, delivery, contract, key, str(e), 0)
     except OSError as e:
@@ -257,8 +258,10 @@ def stage_delivery(staging: Path, delivery: Delivery, contract: Contract, key: P
                                  "check that it follows the agreed format", 0)
     timing.add_rows("read", result.rows_read)
     rows_read, row_errors, table = result.rows_read, result.row_errors, result.table
+    carried_redactions = result.codes_redacted  # made by the partner (a pseudonymised delivery)
     del result
     table, redacted = redact_free_text(contract, table)
+    redacted += carried_redactions
     raw_rows = [table]  # handed over, so that the raw rows can be dropped before writing
     del table
 

@@ -189,21 +189,16 @@ def _digests(key: PseudonymKey, codes: pa.Array) -> bytes:
     return b"".join(map(one, codes.cast(pa.binary()).to_pylist()))
 
 
-def pseudonymize_column(codes, key: PseudonymKey, memo: PseudonymMemo | None = None) -> pa.Table:
-    """Pseudonym, birth year, sex, temporary flag and error reason for each raw code.
+def _distinct_normalized(codes) -> tuple[pa.Array, pa.Array]:
+    """Distinct normalised codes (stripped, upper-cased) and each row's index into them (null for null)."""
+    encoded = pc.utf8_upper(pc.utf8_trim_whitespace(_as_string_array(codes))).dictionary_encode()
+    return encoded.dictionary, encoded.indices
 
-    ``codes`` is an Arrow array / chunked array, a pandas Series or a list of raw
-    codes (nulls allowed). Row *i* of the result belongs to code *i*. Invalid codes
-    get ``id_error`` and null elsewhere; they are never hashed. With a ``memo`` (one per
-    build), a code already hashed in this build is looked up instead of hashed again.
-    """
-    raw = _as_string_array(codes)
-    normalized = pc.utf8_upper(pc.utf8_trim_whitespace(raw))
-    encoded = normalized.dictionary_encode()
-    distinct: pa.Array = encoded.dictionary
-    indices = encoded.indices
+
+def _classify(distinct: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Reason code (index into REASONS, 0 = valid), birth year, individual number and integer
+    form (the memo's index) per distinct code."""
     m = len(distinct)
-
     reason = np.full(m, _R[hetu.BAD_LENGTH], dtype=np.int8)
     year = np.zeros(m, dtype=np.int16)
     individual = np.zeros(m, dtype=np.int32)
@@ -214,7 +209,31 @@ def pseudonymize_column(codes, key: PseudonymKey, memo: PseudonymMemo | None = N
     if len(eleven):
         r, y, ind, num = _check_fixed(_fixed_bytes(distinct if len(eleven) == m else distinct.take(pa.array(eleven))))
         reason[eleven], year[eleven], individual[eleven], number[eleven] = r, y, ind, num
+    return reason, year, individual, number
 
+
+#: reasons of :func:`check_column`, by code (0 = valid)
+REASONS = tuple(_REASONS)
+
+
+def check_column(codes) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """Normalise and check a column without hashing it (the partner side of sealing):
+    ``(distinct normalised codes, each row's index into them or null, reason code per distinct)``."""
+    distinct, indices = _distinct_normalized(codes)
+    return distinct, indices, _classify(distinct)[0]
+
+
+def pseudonymize_column(codes, key: PseudonymKey, memo: PseudonymMemo | None = None) -> pa.Table:
+    """Pseudonym, birth year, sex, temporary flag and error reason for each raw code.
+
+    ``codes`` is an Arrow array / chunked array, a pandas Series or a list of raw
+    codes (nulls allowed). Row *i* of the result belongs to code *i*. Invalid codes
+    get ``id_error`` and null elsewhere; they are never hashed. With a ``memo`` (one per
+    build), a code already hashed in this build is looked up instead of hashed again.
+    """
+    distinct, indices = _distinct_normalized(codes)
+    m = len(distinct)
+    reason, year, individual, number = _classify(distinct)
     valid = reason == 0
     valid_idx = np.flatnonzero(valid)
     valid_codes = distinct if len(valid_idx) == m else distinct.take(pa.array(valid_idx))

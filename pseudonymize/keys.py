@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 SECRET_BYTES = 32
 PURPOSE = b"tyokyky/pseudonym/hetu/v1"
+SEAL_SEED_PURPOSE = b"tyokyky/partner-seal/seed/v1"  # partner key pairs (pseudonymize.sealed)
 
 
 class KeyFileError(Exception):
@@ -28,12 +29,13 @@ class KeyFileError(Exception):
 class PseudonymKey:
     """The derived HMAC-SHA256 key. Never printed, pickled or put in metadata."""
 
-    __slots__ = ("_key", "fingerprint")
+    __slots__ = ("_key", "_seal_seed", "fingerprint")
 
     def __init__(self, secret: bytes, purpose: bytes = PURPOSE):
         if len(secret) < SECRET_BYTES:
             raise KeyFileError(f"secret is {len(secret)} bytes; at least {SECRET_BYTES} are needed")
         self._key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret)
+        self._seal_seed = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=SEAL_SEED_PURPOSE).derive(secret)
         #: identifies the derived key without revealing it
         self.fingerprint = hashlib.sha256(b"tyokyky/fingerprint/v1" + self._key).hexdigest()
 
@@ -52,6 +54,10 @@ class PseudonymKey:
         inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
         outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
         return inner, outer
+
+    def seal_seed(self) -> bytes:
+        """Key material for the partners' sealing key pairs, separate from the HMAC key by purpose."""
+        return self._seal_seed
 
     def pseudonym(self, normalized_code: str) -> str:
         """Hex HMAC-SHA256 of one normalised code (the century sign included)."""

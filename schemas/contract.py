@@ -15,6 +15,7 @@ import yaml
 
 HERE = Path(__file__).parent
 FORMATS = {"delimited", "fixed_width", "xlsx", "jsonl"}
+VARIANTS = {"raw", "pseudonymised"}  # as exported / pseudonymised by the partner (tyokyky pseudonymise-export)
 TYPES = {"identity", "text", "code", "date", "month", "integer", "decimal", "cents", "boolean",
          "municipality"}
 DATE_FORMATS = {"fi": "%d.%m.%Y", "iso": "%Y-%m-%d"}
@@ -60,6 +61,7 @@ class Contract:
     label: str = ""                # the partner's name in the Finnish report
     roles: tuple[str, ...] = ()    # see ROLES
     path: Path = field(default=HERE, compare=False)
+    accepts: tuple[str, ...] = ("raw",)  # delivery variants the partner may send
 
     @property
     def format(self) -> str:
@@ -123,7 +125,7 @@ def load_contract(path: str | Path) -> Contract:
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     partner = raw.get("partner") or path.stem
     known = {"partner", "description", "delivery", "file", "identifier", "natural_key", "columns",
-             "rules", "warnings", "consent", "label", "roles"}
+             "rules", "warnings", "consent", "label", "roles", "accepts"}
     if set(raw) - known:
         raise ContractError(f"{partner}: unknown keys {sorted(set(raw) - known)}")
     if set(raw.get("roles") or ()) - ROLES:
@@ -148,6 +150,9 @@ def load_contract(path: str | Path) -> Contract:
     for col in (raw.get("consent") or {}).values():
         if col not in names:
             raise ContractError(f"{partner}: consent column {col!r} is not a column")
+    accepts = tuple(raw.get("accepts", ["raw"]))
+    if not accepts or set(accepts) - VARIANTS:
+        raise ContractError(f"{partner}: accepts must list one or more of {sorted(VARIANTS)}")
     if raw["file"]["format"] == "fixed_width":
         for c in columns:
             if c.start is None or c.end is None:
@@ -157,7 +162,7 @@ def load_contract(path: str | Path) -> Contract:
         file=raw["file"], identifier=raw["identifier"], natural_key=tuple(raw["natural_key"]),
         columns=columns, rules=tuple(raw.get("rules", ())), warnings=tuple(raw.get("warnings", ())),
         consent=raw.get("consent"), label=raw.get("label") or partner, roles=tuple(raw.get("roles") or ()),
-        path=path,
+        path=path, accepts=accepts,
     )
 
 

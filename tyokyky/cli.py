@@ -178,6 +178,56 @@ def cmd_bench(args) -> int:
     return subprocess.call(argv, env={**os.environ, "PYTHONWARNINGS": "ignore"})  # Dagster's beta notices
 
 
+def cmd_partner_key(args) -> int:
+    from pseudonymize import KeyFileError, load_key_file
+    from pseudonymize.sealed import PartnerKey
+    from schemas import load_contracts
+
+    if args.partner not in load_contracts():
+        return _fail(f"unknown partner {args.partner!r}: one of {', '.join(load_contracts())}")
+    try:
+        key = load_key_file(Settings.resolve(key_file=args.key_file).key_file)
+        path = PartnerKey.issue(key, args.partner).write(args.out)
+    except KeyFileError as e:
+        return _fail(str(e))
+    print(f"wrote {args.partner}'s partner key to {path} (mode 0600): a public key that seals identity codes "
+          "for this deployment; it decrypts nothing, and the deployment key stays here")
+    return 0
+
+
+def cmd_pseudonymise_export(args) -> int:
+    from pipelines.partner_export import ExportError, pseudonymise_export
+    from pseudonymize import KeyFileError
+    from pseudonymize.sealed import PartnerKey
+    from schemas import load_contracts
+
+    contract = load_contracts().get(args.partner)
+    if contract is None:
+        return _fail(f"unknown partner {args.partner!r}: one of {', '.join(load_contracts())}")
+    try:
+        partner_key = PartnerKey.load(args.partner_key, args.partner)
+        result = pseudonymise_export(contract, partner_key, Path(args.in_dir), Path(args.out))
+    except (KeyFileError, ExportError) as e:
+        return _fail(str(e))
+    for problem in result.problems:
+        print(redact(f"not pseudonymised: {args.partner} {problem}"), file=sys.stderr)
+    print(f"pseudonymised {len(result.written)} deliveries of {args.partner} into {args.out}: {result.rows} records, "
+          f"{result.invalid_codes} invalid identity codes (counted in the manifests, not written)")
+    return 1 if result.problems else 0
+
+
+def cmd_rekey(args) -> int:
+    from pipelines.rekey import RekeyError, rekey
+
+    settings = Settings.resolve(args.landing, args.data, args.key_file, getattr(args, "parameters", None))
+    try:
+        report = rekey(settings, Path(args.new_key_file), log=print)
+    except RekeyError as e:
+        return _fail(str(e), 1)
+    print(report.summary())
+    return 0
+
+
 def add_locations(p: argparse.ArgumentParser) -> None:
     """--landing, --data, --key-file: the same settings, and environment variables, for every build command."""
     p.add_argument("--landing", help="landing zone (env TYOKYKY_LANDING; default DATA/landing)")
@@ -226,6 +276,25 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--port", type=int, default=3000, help="webserver port on 127.0.0.1 (default 3000)")
     v.add_argument("--stop", action="store_true", help="stop the serve of this data directory and wait until it is gone")
     v.set_defaults(func=cmd_serve)
+
+    pk = sub.add_parser("partner-key", help="issue one partner the key it seals its exports with (mode 0600)")
+    pk.add_argument("--partner", required=True, help="the partner's name, as in schemas/<partner>.yaml")
+    pk.add_argument("--out", required=True, help="partner key file to create (never overwritten)")
+    pk.add_argument("--key-file", help="the deployment's key (env TYOKYKY_KEY_FILE)")
+    pk.set_defaults(func=cmd_partner_key)
+
+    pe = sub.add_parser("pseudonymise-export", help="(partner side) pseudonymise an export before delivery")
+    pe.add_argument("--partner", required=True, help="the partner's name, as in schemas/<partner>.yaml")
+    pe.add_argument("--partner-key", required=True, help="the key file from 'tyokyky partner-key'")
+    pe.add_argument("--in", dest="in_dir", required=True, help="the raw export: <YYYY-MM>/<file> folders")
+    pe.add_argument("--out", required=True, help="where <YYYY-MM>/<file> + manifest.json are written")
+    pe.set_defaults(func=cmd_pseudonymise_export)
+
+    rk = sub.add_parser("rekey", help="re-pseudonymise staging and the knowledge base under a new key")
+    rk.add_argument("--new-key-file", required=True, help="the new key ('tyokyky keygen --out FILE')")
+    add_locations(rk)
+    rk.add_argument("--parameters", help="scenario parameters YAML for the rebuilt knowledge base")
+    rk.set_defaults(func=cmd_rekey)
 
     from tyokyky.regional import add_commands
 

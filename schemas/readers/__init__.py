@@ -26,6 +26,7 @@ class DeliveryRejected(Exception):
 class ReadResult:
     table: pa.Table                      # text columns + _line (int64)
     row_errors: list[tuple[int, str]] = field(default_factory=list)
+    codes_redacted: int = 0              # free-text values the partner already redacted (a sealed delivery)
 
     @property
     def rows_read(self) -> int:
