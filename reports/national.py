@@ -34,8 +34,29 @@ class NationalResult:
     release: Path
 
 
+#: the national report's closing notes: page -> (height on the page, text, width, size)
+NATIONAL_NOTES = {
+    "cover": (0.28, (
+        "Alueet luovuttavat kansalliseen arviointiin vain koostetut luvut (lukumäärät, summat ja "
+        "jakaumat), eivät henkilötason tietoja, ja jokaisella alueella on oma avaimensa, joten "
+        "henkilöitä ei voi yhdistää alueiden välillä. Koko maan luvut lasketaan alueiden luvuista: "
+        "lukumäärät ja summat lasketaan yhteen, osuudet ja keskiarvot yhteenlasketuista osoittajista "
+        "ja nimittäjistä, vaikutusarviot käänteisvarianssipainoin. Alle viiden henkilön luvut on "
+        "peitetty (<5) myös yhdistämisen jälkeen."), 88, 10),
+    "effects": (0.20, (
+        "Kukin alue vertaa TTK:n aloittaneita oman alueensa samankaltaisiin työnhakijoihin. Koko maan "
+        "arvio yhdistää alueiden arviot painottamalla kutakin käänteisellä varianssilla "
+        "(1 / keskivirhe²): "
+        "tarkempi arvio painaa enemmän, ja yhdistetyn arvion keskivirhe on √(1 / painojen summa). "
+        "Arviota ei näytetä alueelta, jolla on alle viisi verrattua TTK:n aloittanutta; yhdistetty "
+        "arvio lasketaan alueista, joilla arvio on."), 98, 8),
+}
+
+
 class NationalReport(Report):
     """Same pages, header and footer as the regional report; rows are regions, the last the pooled one."""
+
+    notes = NATIONAL_NOTES
 
     def __init__(self, con: duckdb.DuckDBPyConnection, pdf: PdfPages, sup: Disclosure, previous: dict | None = None):
         self.con, self.pdf, self.sup, self.previous = con, pdf, sup, previous
@@ -76,14 +97,7 @@ class NationalReport(Report):
         y -= 0.05
         fig.text(0.08, y, "Koostettu", fontsize=10, color=GREY)
         fig.text(0.36, y, fmt.date(dt.datetime.now()) + dt.datetime.now().strftime(" klo %H.%M"), fontsize=10)
-        self.paragraph(fig, 0.08, 0.28,
-                       "Alueet luovuttavat kansalliseen arviointiin vain koostetut luvut (lukumäärät, summat ja "
-                       "jakaumat), eivät henkilötason tietoja, ja jokaisella alueella on oma avaimensa, joten "
-                       "henkilöitä ei voi yhdistää alueiden välillä. Koko maan luvut lasketaan alueiden luvuista: "
-                       "lukumäärät ja summat lasketaan yhteen, osuudet ja keskiarvot yhteenlasketuista osoittajista "
-                       "ja nimittäjistä, vaikutusarviot käänteisvarianssipainoin. Alle viiden henkilön luvut on "
-                       "peitetty (<5) myös yhdistämisen jälkeen.", width=88, size=10)
-        self.finish(fig)
+        self.closing_note(fig, "cover")
 
     def outcomes(self) -> None:
         s = self.sup
@@ -222,14 +236,7 @@ class NationalReport(Report):
             else:
                 self.paragraph(fig, 0.08, top - 0.02, "\n".join(labels), size=7.5)
             self.axis(ax, bool(drawn), horizontal=True)
-        self.paragraph(fig, 0.08, 0.20,
-                       "Kukin alue vertaa TTK:n aloittaneita oman alueensa samankaltaisiin työnhakijoihin. Koko maan "
-                       "arvio yhdistää alueiden arviot painottamalla kutakin käänteisellä varianssilla "
-                       "(1 / keskivirhe²): "
-                       "tarkempi arvio painaa enemmän, ja yhdistetyn arvion keskivirhe on √(1 / painojen summa). "
-                       "Arviota ei näytetä alueelta, jolla on alle viisi verrattua TTK:n aloittanutta; yhdistetty "
-                       "arvio lasketaan alueista, joilla arvio on.", width=98, size=8)
-        self.finish(fig)
+        self.closing_note(fig, "effects")
 
     def methods(self) -> None:
         s = self.sup

@@ -52,8 +52,13 @@ OUTCOMES = {  # impact outcome → (Finnish label, unit shown, scale to that uni
 PARTNERS = {p: c.label for p, c in load_contracts().items()}
 
 
-#: each page's closing note (how its numbers are defined): page -> (height on the page, text)
+#: each page's closing note (how its numbers are defined): page -> (height on the page, text[, width, size])
 NOTES = {
+    "cover": (0.28, ("Raportin luvut on laskettu pseudonymisoidusta tietopohjasta, johon on yhdistetty "
+        "hyvinvointialueen, TE-toimiston, Kelan, TYP:n ja kuntien tiedot. Henkilötunnuksia ei "
+        "ole raportissa eikä tietopohjassa. Alle viiden henkilön luvut on peitetty (<5), muut "
+        "lukumäärät pyöristetty, eikä osuuksia tai keskiarvoja näytetä alle viiden henkilön "
+        "joukosta."), 88, 10),
     "ttk_process": (0.16, ("Tavoite: työkyvyn arviointi valmistuu 3–6 kuukaudessa (enintään 183 vrk). Odotus = "
         "päiviä lähetteestä jakson alkuun. Kesto ja tavoitteessa pysyminen lasketaan "
         "päättyneistä jaksoista.")),
@@ -157,10 +162,12 @@ class Report:
         ax.add_table(t)
         return ax
 
+    notes = NOTES
+
     def closing_note(self, fig, page: str) -> None:
-        """The page's closing note (NOTES: how its numbers are defined); the page is then done."""
-        y, text = NOTES[page]
-        self.paragraph(fig, 0.08, y, text, width=95, size=8.5)
+        """The page's closing note (``notes``: how its numbers are defined); the page is then done."""
+        y, text, width, size = (*self.notes[page], 95, 8.5)[:4]
+        self.paragraph(fig, 0.08, y, text, width=width, size=size)
         self.finish(fig)
 
     def impact(self):
@@ -215,13 +222,7 @@ class Report:
             fig.text(0.08, y, label, fontsize=11, color=GREY, va="top")
             fig.text(0.36, y, value, fontsize=11, va="top")
             y -= 0.04 + 0.02 * value.count("\n")
-        self.paragraph(fig, 0.08, 0.28,
-                       "Raportin luvut on laskettu pseudonymisoidusta tietopohjasta, johon on yhdistetty "
-                       "hyvinvointialueen, TE-toimiston, Kelan, TYP:n ja kuntien tiedot. Henkilötunnuksia ei "
-                       "ole raportissa eikä tietopohjassa. Alle viiden henkilön luvut on peitetty (<5), muut "
-                       "lukumäärät pyöristetty, eikä osuuksia tai keskiarvoja näytetä alle viiden henkilön "
-                       "joukosta.", width=88, size=10)
-        self.finish(fig)
+        self.closing_note(fig, "cover")
 
     def summary(self) -> None:
         s = self.sup

@@ -82,15 +82,23 @@ def cmd_synth(args) -> int:
     return 0
 
 
-def cmd_run(args) -> int:
+def _region_settings(args):
+    """(settings from --landing/--data/--key-file and --region, None) or (None, exit code after one line)."""
     from pipelines.regions import RegionError
     from tyokyky.regional import region_settings
-    from tyokyky.run import BuildStopped, run
 
     try:
-        settings, _ = region_settings(args)
+        return region_settings(args)[0], None
     except RegionError as e:
-        return _fail(str(e))
+        return None, _fail(str(e))
+
+
+def cmd_run(args) -> int:
+    from tyokyky.run import BuildStopped, run
+
+    settings, failed = _region_settings(args)
+    if settings is None:
+        return failed
     try:
         summary = run(settings)
     except BuildStopped as e:
@@ -153,14 +161,11 @@ def cmd_query(args) -> int:
 
 def cmd_serve(args) -> int:
     from pipelines.postgres import PostgresError
-    from pipelines.regions import RegionError
-    from tyokyky.regional import region_settings
     from tyokyky.serve import ServeError, serve, stop
 
-    try:
-        settings, _ = region_settings(args)
-    except RegionError as e:
-        return _fail(str(e))
+    settings, failed = _region_settings(args)
+    if settings is None:
+        return failed
     try:
         return stop(settings) if args.stop else serve(settings, args.port)
     except (ServeError, PostgresError) as e:
