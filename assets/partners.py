@@ -21,7 +21,6 @@ from assets.checks import contract_result, warnings_result
 from assets.names import CONTRACT_CHECK, PERIODS, WARNINGS_CHECK, partner_of, staging_key
 from assets.resources import TyokykyResource
 from assets.run_policy import FILE_SYSTEM_RETRY, no_retry_on_bad_data
-from pipelines import quality
 from pipelines.batch import stage_batch
 from pipelines.data_lock import step_lock
 from schemas import load_contracts
@@ -59,8 +58,6 @@ def stage_deliveries(context: AssetExecutionContext, tyokyky: TyokykyResource):
                       | {partner_of(k.asset_key) for k in context.selected_asset_check_keys})
     periods = list(context.partition_keys)
     staged_now: dict[str, list[str]] = {p: [] for p in partners}
-    if context.selected_asset_check_keys:
-        quality.warm_up()
     with no_retry_on_bad_data(), step_lock(context, tyokyky.settings.data):
         if context.selected_asset_keys:
             contracts = tyokyky.contracts()

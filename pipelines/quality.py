@@ -100,11 +100,6 @@ def _context():
         return _made_context()
 
 
-def warm_up() -> None:
-    """Import GX and make its context in the background (≈ 3–5 s), while deliveries stage,
-    so that the checks after them do not wait for it."""
-    threading.Thread(target=_context, daemon=True, name="gx-warm-up").start()
-
 
 def validate(contract: Contract, frame: pd.DataFrame) -> tuple[bool, dict]:
     """Run the blocking expectations; (passed, {expectation: unexpected count})."""
