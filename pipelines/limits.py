@@ -13,6 +13,5 @@ DUCKDB_MEMORY = os.environ.get("TYOKYKY_DUCKDB_MEMORY") or "1536MB"
 
 
 def duckdb_config(**extra) -> dict:
-    """Connection settings for every DuckDB the pipeline opens for writing or heavy reading (no
-    progress bar: it would go to the Dagster step's output as noise)."""
-    return {"threads": THREADS, "memory_limit": DUCKDB_MEMORY, "enable_progress_bar": False, **extra}
+    """Connection settings for every DuckDB the pipeline opens for writing or heavy reading."""
+    return {"threads": THREADS, "memory_limit": DUCKDB_MEMORY, **extra}
