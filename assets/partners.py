@@ -54,10 +54,8 @@ def _check_specs(partner: str) -> list[AssetCheckSpec]:
 )
 def stage_deliveries(context: AssetExecutionContext, tyokyky: TyokykyResource):
     """Stage the run's periods of the selected partners, then check what was staged."""
-    partners = sorted({partner_of(k) for k in context.selected_asset_keys}
-                      | {partner_of(k.asset_key) for k in context.selected_asset_check_keys})
     periods = list(context.partition_keys)
-    staged_now: dict[str, list[str]] = {p: [] for p in partners}
+    staged_now: dict[str, list[str]] = {}   # partner -> periods this run staged, for the partners it staged
     with no_retry_on_bad_data(), step_lock(context, tyokyky.settings.data):
         if context.selected_asset_keys:
             contracts = tyokyky.contracts()
@@ -68,8 +66,8 @@ def stage_deliveries(context: AssetExecutionContext, tyokyky: TyokykyResource):
                 staged_now[partner] = [s["period"] for s in found if s["status"] == "loaded"]
         for check in sorted(context.selected_asset_check_keys, key=lambda k: (k.asset_key.path, k.name)):
             partner = partner_of(check.asset_key)
-            # checks of what this run staged; a run of checks alone checks the run's periods
-            todo = staged_now[partner] if context.selected_asset_keys else periods
+            # checks of what this run staged; a check whose asset the run did not stage checks the run's periods
+            todo = staged_now.get(partner, periods)
             make = contract_result if check.name == CONTRACT_CHECK else warnings_result
             yield make(tyokyky.settings.staging, CONTRACTS[partner], todo)
 

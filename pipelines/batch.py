@@ -51,9 +51,9 @@ def stage_batch(settings: Settings, contracts: dict[str, Contract], key: Pseudon
     staging.check_key(settings.staging, key)
     memo = memo if memo is not None else PseudonymMemo()
     gate = _ByteGate(PARALLEL_BYTES)
-    withdrawal: list[staging.Withdrawal] = []   # known once the consent snapshots are staged
 
-    def one(partner: str, period: str) -> dict:
+    def one(item: tuple[str, str], withdrawal: staging.Withdrawal | None = None) -> dict:
+        partner, period = item
         contract = contracts[partner]
         delivery = landing.scan_partner(settings.landing, contract, period, settings.landing_hashes)
         if delivery is None:
@@ -62,8 +62,7 @@ def stage_batch(settings: Settings, contracts: dict[str, Contract], key: Pseudon
             return {"period": period, "status": "unchanged"}
         size = delivery.file.stat().st_size if delivery.file else 0
         with gate.admit(size):
-            attempt = staging.stage_delivery(settings.staging, delivery, contract, key, memo,
-                                             withdrawal[0] if withdrawal else None)
+            attempt = staging.stage_delivery(settings.staging, delivery, contract, key, memo, withdrawal)
         return {"period": period, "status": attempt.status, "file": attempt.file,
                 "rows_read": attempt.rows_read, "rows_loaded": attempt.rows_loaded,
                 "rows_quarantined": attempt.rows_quarantined, "rows_erased": attempt.rows_erased,
@@ -74,12 +73,12 @@ def stage_batch(settings: Settings, contracts: dict[str, Contract], key: Pseudon
     first = [(p, period) for p in sorted(periods) if contracts[p].consent for period in periods[p]]
     rest = [(p, period) for p in sorted(periods) if not contracts[p].consent for period in periods[p]]
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
-        done = list(pool.map(lambda item: one(*item), first))
-        withdrawal.append(staging.Withdrawal(*consent.withdrawal_set(settings.staging, contracts)))
-        done += list(pool.map(lambda item: one(*item), rest))
+        done = list(pool.map(one, first))
+        withdrawal = staging.Withdrawal(*consent.withdrawal_set(settings.staging, contracts))
+        done += list(pool.map(lambda item: one(item, withdrawal), rest))
     work = first + rest
     timing.add_rows("hashed", memo.hashed)   # each distinct code once per build (the benchmark shows it)
     out: dict[str, list[dict]] = {p: [] for p in periods}
-    for (partner, _), summary in zip(work, done):
+    for (partner, _), summary in zip(work, done, strict=True):
         out[partner].append(summary)
     return out

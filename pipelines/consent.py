@@ -5,30 +5,15 @@ knowledge-base build (rows staged before a withdrawal are purged from staging).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from pipelines.limits import duckdb_config
+from pipelines.staging import delivery_states, rows_file
 from schemas.casting import lit, q
 from schemas.contract import Contract
-
-
-def deliveries(staging: Path) -> list[dict]:
-    """Every delivery's state in staging (``delivery.json``) with its folder as ``dir``."""
-    out = []
-    for path in sorted(Path(staging).glob("*/*/delivery.json")):
-        state = json.loads(path.read_text())
-        state["dir"] = path.parent
-        out.append(state)
-    return out
-
-
-def rows_file(state: dict) -> Path | None:
-    f = state["dir"] / "rows.parquet"
-    return f if state.get("loaded") and f.exists() else None
 
 
 def load(con: duckdb.DuckDBPyConnection, contracts: dict[str, Contract], states: list[dict]) -> dict | None:
@@ -62,5 +47,5 @@ def digest(con: duckdb.DuckDBPyConnection) -> str:
 def withdrawal_set(staging: Path, contracts: dict[str, Contract]) -> tuple[pa.Table, str]:
     """(erasure tokens of the persons withdrawn in the latest staged snapshot, their digest)."""
     with duckdb.connect(config=duckdb_config()) as con:
-        load(con, contracts, deliveries(staging))
+        load(con, contracts, delivery_states(staging))
         return con.sql("SELECT erasure_token FROM withdrawn").to_arrow_table(), digest(con)

@@ -29,7 +29,7 @@ import yaml
 
 from pipelines import consent, regions, timing
 from pipelines.limits import duckdb_config
-from pipelines.staging import PIPELINE_VERSION, other_keys
+from pipelines.staging import PIPELINE_VERSION, delivery_states, other_keys, rows_file, write_state
 from schemas.casting import lit, q, staging_columns
 from schemas.contract import Contract, with_role
 
@@ -93,7 +93,7 @@ def _apply_erasure(con: duckdb.DuckDBPyConnection, deliveries: list[dict], stagi
 
     A delivery remembers the withdrawal set it was last checked against, so a build scans
     only files staged since, unless someone new has withdrawn (then every file, once)."""
-    todo = [d for d in deliveries if consent.rows_file(d) and d.get("erasure_checked") != digest]
+    todo = [d for d in deliveries if rows_file(d) and d.get("erasure_checked") != digest]
     for cache in Path(staging).glob("*/_superseded.json"):  # caches made before this withdrawal set
         if _cache_meta(cache).get("erasure") != digest:
             cache.with_suffix(".parquet").unlink(missing_ok=True)
@@ -102,7 +102,7 @@ def _apply_erasure(con: duckdb.DuckDBPyConnection, deliveries: list[dict], stagi
         old.unlink()
     purged = 0
     if todo and con.sql("SELECT count(*) FROM withdrawn").fetchall()[0][0]:
-        files = _files_sql([consent.rows_file(d) for d in todo])
+        files = _files_sql([rows_file(d) for d in todo])
         # a withdrawn person is known by sha256(pseudonym): hash each distinct pseudonym once, not each row
         con.execute(f"""CREATE OR REPLACE TEMP TABLE erase AS
             SELECT pseudonym FROM (SELECT DISTINCT pseudonym FROM read_parquet({files}, union_by_name = true)
@@ -119,12 +119,8 @@ def _apply_erasure(con: duckdb.DuckDBPyConnection, deliveries: list[dict], stagi
             os.replace(tmp, filename)
             purged += n
     for d in todo:
-        state_path = d["dir"] / "delivery.json"
-        state = json.loads(state_path.read_text())
-        state["erasure_checked"] = d["erasure_checked"] = digest
-        tmp = state_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(state, indent=1, ensure_ascii=False))
-        os.replace(tmp, state_path)
+        d["erasure_checked"] = digest
+        write_state(d["dir"], d)
     return purged
 
 
@@ -315,7 +311,7 @@ def _refuse_other_keys(deliveries: list[dict], key_fingerprint: str) -> None:
 def _held_back(work, contracts: dict[str, Contract], by_partner: dict[str, list[dict]]) -> pa.Table:
     """Programme clients (partners with role ``programme``) without consent in force."""
     programme_files = [f for p in with_role(contracts, "programme") for d in by_partner.get(p, [])
-                       if (f := consent.rows_file(d))]
+                       if (f := rows_file(d))]
     work.execute("CREATE TEMP TABLE held_back (pseudonym VARCHAR)")
     if programme_files:
         work.execute(f"""
@@ -329,7 +325,7 @@ def _held_back(work, contracts: dict[str, Contract], by_partner: dict[str, list[
 def prepare(staging: Path, contracts: dict[str, Contract], key_fingerprint: str) -> Prepared:
     """Step 1: refuse mixed keys, apply consent (withdrawn persons purged from staging, programme
     clients without consent held back) and find each partner's latest record versions."""
-    deliveries = consent.deliveries(staging)
+    deliveries = delivery_states(staging)
     _refuse_other_keys(deliveries, key_fingerprint)
     by_partner: dict[str, list[dict]] = {p: [] for p in contracts}
     for d in deliveries:
@@ -342,7 +338,7 @@ def prepare(staging: Path, contracts: dict[str, Contract], key_fingerprint: str)
         purged = _apply_erasure(work, deliveries, staging, digest)
         held_back = _held_back(work, contracts, by_partner)
         withdrawn = work.sql("SELECT count(*) FROM withdrawn").fetchall()[0][0]
-        current = {p: _latest_versions(work, c, [f for d in by_partner[p] if (f := consent.rows_file(d))], staging,
+        current = {p: _latest_versions(work, c, [f for d in by_partner[p] if (f := rows_file(d))], staging,
                                        digest)
                    for p, c in contracts.items() if not c.consent}
     finally:

@@ -118,10 +118,6 @@ class RotationKey:
         return self._new.hash_states()
 
 
-def _states(staging_dir: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(Path(staging_dir).glob("*/*/delivery.json"))]
-
-
 def _old_values(con, staging_dir: Path) -> None:
     """Temp table ``old_values``: every old pseudonym and erasure token of staging, and the tokens
     they would give."""
@@ -195,7 +191,7 @@ def _rekey_staging(settings: Settings, old_key: PseudonymKey, new_key: Pseudonym
     except (landing.LandingError, OSError):
         present = []
     by_period = {(d.partner, d.period): d for d in present}
-    states = _states(settings.staging)
+    states = staging.delivery_states(settings.staging)
     consent = next((p for p, c in contracts.items() if c.consent), None)
     snapshots = [s for s in states if s["partner"] == consent and s.get("loaded")]
     if snapshots:
@@ -248,7 +244,7 @@ def _rekey_staging(settings: Settings, old_key: PseudonymKey, new_key: Pseudonym
             fresh = {k: v for k, v in state.items() if k != "erasure_checked"}
             fresh.update(loaded=_with_key(loaded, new_key.fingerprint),
                          last_attempt=_with_key(state.get("last_attempt"), new_key.fingerprint))
-            (new_dir / "delivery.json").write_text(json.dumps(fresh, indent=1, ensure_ascii=False))
+            staging.write_state(new_dir, fresh)
     finally:
         con.close()
     hashes = settings.landing_hashes

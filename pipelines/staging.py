@@ -40,8 +40,8 @@ from schemas.readers import DeliveryRejected
 
 QUARANTINE_SCHEMA = pa.schema([("partner", pa.string()), ("period", pa.string()), ("file", pa.string()),
                                ("line", pa.int64()), ("reason", pa.string())])
-PIPELINE_VERSION = "1"
-CHUNK_ROWS = 1_000_000   # rows pseudonymised and checked at a time  # bump when staging output changes shape: every delivery is re-staged
+PIPELINE_VERSION = "1"   # bump when staging output changes shape: every delivery is re-staged
+CHUNK_ROWS = 1_000_000   # rows pseudonymised and checked at a time
 
 
 class StagingError(Exception):
@@ -86,14 +86,33 @@ def read_state(staging: Path, partner: str, period: str) -> dict:
     return json.loads(path.read_text()) if path.exists() else {"loaded": None, "last_attempt": None}
 
 
+def delivery_states(staging: Path) -> list[dict]:
+    """Every delivery's state in staging (``delivery.json``), with its folder as ``dir``."""
+    out = []
+    for path in sorted(Path(staging).glob("*/*/delivery.json")):
+        state = json.loads(path.read_text())
+        state["dir"] = path.parent
+        out.append(state)
+    return out
+
+
+def rows_file(state: dict) -> Path | None:
+    """The loaded rows of a delivery state, if it has any."""
+    f = state["dir"] / "rows.parquet"
+    return f if state.get("loaded") and f.exists() else None
+
+
+def write_state(folder: Path, state: dict) -> None:
+    """Replace ``folder/delivery.json`` whole (a crash leaves the old or the new, never half)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "delivery.json.new"
+    tmp.write_text(json.dumps({k: v for k, v in state.items() if k != "dir"}, indent=1, ensure_ascii=False))
+    os.replace(tmp, folder / "delivery.json")
+
+
 def staged_fingerprints(staging: Path) -> set[str]:
     """Key fingerprints of every loaded delivery in staging."""
-    found = set()
-    for path in Path(staging).glob("*/*/delivery.json"):
-        loaded = json.loads(path.read_text()).get("loaded")
-        if loaded:
-            found.add(loaded["key_fingerprint"])
-    return found
+    return {d["loaded"]["key_fingerprint"] for d in delivery_states(staging) if d.get("loaded")}
 
 
 def other_keys(fingerprints: set[str], key_fingerprint: str) -> str | None:
@@ -201,10 +220,7 @@ def _record_rejection(staging: Path, delivery: Delivery, contract: Contract, key
     attempt = Attempt(delivery.file_name, delivery.content_sha256, "rejected", redact(reason), rows_read, 0, 0,
                       key.fingerprint, contract_sha256(contract), _now(), delivery.names_redacted)
     state.update(partner=delivery.partner, period=delivery.period, last_attempt=asdict(attempt))
-    target.mkdir(parents=True, exist_ok=True)
-    tmp = target / "delivery.json.new"
-    tmp.write_text(json.dumps(state, indent=1, ensure_ascii=False))
-    os.replace(tmp, target / "delivery.json")
+    write_state(target, state)
     return attempt
 
 

@@ -38,7 +38,6 @@ _DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.i
 _SIGN_INDEX = np.zeros(256, dtype=np.int64)  # century sign -> 0..12 (its part of a code's integer form)
 for _i, _sign in enumerate(sorted(hetu.CENTURY_SIGNS)):
     _SIGN_INDEX[ord(_sign)] = _i
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
 def _as_string_array(codes) -> pa.Array:
@@ -94,12 +93,9 @@ def _check_fixed(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
 
 
 def _hex_rows(digests: bytes) -> np.ndarray:
-    """Concatenated 32-byte digests as an (n, 64) array of lowercase hex characters."""
-    raw = np.frombuffer(digests, dtype=np.uint8).reshape(-1, 32)
-    out = np.empty((len(raw), 64), dtype=np.uint8)
-    out[:, 0::2] = _HEX[raw >> 4]
-    out[:, 1::2] = _HEX[raw & 15]
-    return out
+    """Concatenated 32-byte digests as an (n, 64) array of lowercase hex characters
+    (``bytes.hex`` is faster here than NumPy lookups)."""
+    return np.frombuffer(digests.hex().encode("ascii"), dtype=np.uint8).reshape(-1, 64)
 
 
 def _string_array(hex_rows: np.ndarray) -> pa.Array:
@@ -240,9 +236,7 @@ def pseudonymize_column(codes, key: PseudonymKey, memo: PseudonymMemo | None = N
     if memo is not None:
         hashed = _string_array(memo.pseudonyms(key, number[valid_idx], valid_codes))
     else:
-        hexed = _digests(key, valid_codes).hex().encode("ascii")   # bytes.hex: faster than NumPy here
-        offsets = pa.py_buffer((np.arange(len(valid_codes) + 1, dtype=np.int32) * 64).tobytes())
-        hashed = pa.StringArray.from_buffers(len(valid_codes), offsets, pa.py_buffer(hexed))
+        hashed = _string_array(_hex_rows(_digests(key, valid_codes)))
     if len(valid_idx) == m:  # the common case: skip the spread-back take
         pseudonym_col = hashed
     else:

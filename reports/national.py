@@ -34,8 +34,13 @@ class NationalResult:
     release: Path
 
 
-#: the national report's closing notes: page -> (height on the page, text, width, size)
+#: the national report's closing notes: page -> (height on the page, text[, width, size])
 NATIONAL_NOTES = {
+    "costs": (0.36, (
+        "Työmarkkinatuen ja perustoimeentulotuen kuntaosuus yhteensä. Koko maan summat ovat alueiden "
+        "summien summia. Ennen–jälkeen-muutos kuvaa samojen ihmisten kustannuksia; ohjelman ansiota "
+        "on vain vaikutusarvio (sivu Vaikuttavuus). Kuvassa vain alueet, joilla on vähintään "
+        "{threshold} asiakasta.")),
     "cover": (0.28, (
         "Alueet luovuttavat kansalliseen arviointiin vain koostetut luvut (lukumäärät, summat ja "
         "jakaumat), eivät henkilötason tietoja, ja jokaisella alueella on oma avaimensa, joten "
@@ -195,12 +200,7 @@ class NationalReport(Report):
             ax.set_xticks(list(x), ["\n".join(textwrap.wrap(self.titles[r], 16)) for r, _ in shown], fontsize=7.5)
             ax.legend(fontsize=8, frameon=False)
         self.axis(ax, bool(shown))
-        self.paragraph(fig, 0.08, 0.36,
-                       "Työmarkkinatuen ja perustoimeentulotuen kuntaosuus yhteensä. Koko maan summat ovat alueiden "
-                       "summien summia. Ennen–jälkeen-muutos kuvaa samojen ihmisten kustannuksia; ohjelman ansiota "
-                       "on vain vaikutusarvio (sivu Vaikuttavuus). Kuvassa vain alueet, joilla on vähintään "
-                       f"{s.threshold} asiakasta.", width=95, size=8.5)
-        self.finish(fig)
+        self.closing_note(fig, "costs", threshold=s.threshold)
 
     def effects(self) -> None:
         s = self.sup

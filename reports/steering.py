@@ -52,8 +52,19 @@ OUTCOMES = {  # impact outcome → (Finnish label, unit shown, scale to that uni
 PARTNERS = {p: c.label for p, c in load_contracts().items()}
 
 
-#: each page's closing note (how its numbers are defined): page -> (height on the page, text[, width, size])
+#: each page's closing note (how its numbers are defined; ``{name}`` = a figure of the page):
+#: page -> (height on the page, text[, width, size])
 NOTES = {
+    "effects": (0.205, ("Miten luetaan: jokaista kuukautta verrataan pieneen kokeeseen. TTK-arvioinnin aloittaneita "
+        "verrataan työnhakijoihin, jotka olivat edellisenä kuukautena työttömiä eivätkä olleet "
+        "(vielä) aloittaneet TTK:ta tai IPS-valmennusta, ja joilla on sama sukupuoli, syntymävuoden "
+        "viisivuotisryhmä ja sama määrä edeltävän vuoden työttömyyttä. Ero kertoo, mitä TTK:n "
+        "aloittaminen juuri silloin muutti verrattuna siihen, ettei sitä aloitettu silloin; osa "
+        "verrokeista aloittaa myöhemmin, joten arvio on varovainen. Se ei kerro, mitä olisi "
+        "tapahtunut ilman ohjelmaa kokonaan. Tulokset perustuvat vain rekistereihin (TE-toimiston "
+        "tilat ja Kelan maksut): hyvinvointi ja toimintakyky eivät näy niissä, eikä vertailu poista "
+        "eroja, joita rekistereissä ei näy. Jos väli ylittää nollan, aineisto ei riitä osoittamaan "
+        "vaikutusta. Verrattuja TTK:n aloittaneita {treated}; ilman verrokkia jäi {unmatched}."), 98, 8),
     "cover": (0.28, ("Raportin luvut on laskettu pseudonymisoidusta tietopohjasta, johon on yhdistetty "
         "hyvinvointialueen, TE-toimiston, Kelan, TYP:n ja kuntien tiedot. Henkilötunnuksia ei "
         "ole raportissa eikä tietopohjassa. Alle viiden henkilön luvut on peitetty (<5), muut "
@@ -164,10 +175,11 @@ class Report:
 
     notes = NOTES
 
-    def closing_note(self, fig, page: str) -> None:
-        """The page's closing note (``notes``: how its numbers are defined); the page is then done."""
+    def closing_note(self, fig, page: str, **figures) -> None:
+        """The page's closing note (``notes``: how its numbers are defined, with the page's
+        ``figures`` filled in); the page is then done."""
         y, text, width, size = (*self.notes[page], 95, 8.5)[:4]
-        self.paragraph(fig, 0.08, y, text, width=width, size=size)
+        self.paragraph(fig, 0.08, y, text.format(**figures) if figures else text, width=width, size=size)
         self.finish(fig)
 
     def impact(self):
@@ -543,20 +555,8 @@ class Report:
             ax.tick_params(labelsize=7.5)
             ax.legend(fontsize=7.5, frameon=False)
         self.axis(ax, bool(len(points)))
-        self.paragraph(fig, 0.08, 0.205,
-                       "Miten luetaan: jokaista kuukautta verrataan pieneen kokeeseen. TTK-arvioinnin aloittaneita "
-                       "verrataan työnhakijoihin, jotka olivat edellisenä kuukautena työttömiä eivätkä olleet "
-                       "(vielä) aloittaneet TTK:ta tai IPS-valmennusta, ja joilla on sama sukupuoli, "
-                       "syntymävuoden viisivuotisryhmä ja sama määrä edeltävän vuoden työttömyyttä. Ero kertoo, "
-                       "mitä TTK:n aloittaminen juuri silloin muutti verrattuna siihen, ettei sitä aloitettu "
-                       "silloin; osa verrokeista aloittaa myöhemmin, joten arvio on varovainen. Se ei kerro, "
-                       "mitä olisi tapahtunut ilman ohjelmaa kokonaan. Tulokset perustuvat vain rekistereihin "
-                       "(TE-toimiston tilat ja Kelan maksut): hyvinvointi ja toimintakyky eivät näy niissä, eikä "
-                       "vertailu poista eroja, joita rekistereissä ei näy. Jos väli ylittää nollan, aineisto ei "
-                       "riitä osoittamaan vaikutusta. Verrattuja TTK:n aloittaneita "
-                       f"{s.count(n, 'impact_estimates/treated')}; ilman verrokkia jäi "
-                       f"{s.count(unmatched, 'impact_estimates/unmatched_treated')}.", width=98, size=8)
-        self.finish(fig)
+        self.closing_note(fig, "effects", treated=s.count(n, "impact_estimates/treated"),
+                          unmatched=s.count(unmatched, "impact_estimates/unmatched_treated"))
 
     def data_quality(self) -> None:
         s = self.sup

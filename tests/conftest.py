@@ -59,6 +59,17 @@ def kb(data_dir: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(Settings(Path("."), Path(data_dir), None).kb_path), read_only=True)
 
 
+def kb_fixture(build: str):
+    """A test module's read-only connection to the knowledge base that a whole-build fixture made:
+    ``con = kb_fixture("sample_build")``."""
+    @pytest.fixture(scope="module")
+    def con(request):
+        c = kb(request.getfixturevalue(build)["data"])
+        yield c
+        c.close()
+    return con
+
+
 def rows(con, sql: str) -> list[dict]:
     rel = con.sql(sql)
     return [dict(zip(rel.columns, r)) for r in rel.fetchall()]

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from tests.conftest import IMPACT_EXPECTED as E
-from tests.conftest import kb, rows
+from tests.conftest import kb_fixture, rows
 from tests.privacy import landing_codes, scan
 
 
@@ -13,11 +13,7 @@ def close(x):
     return pytest.approx(x, rel=1e-9, abs=1e-9)
 
 
-@pytest.fixture(scope="module")
-def con(impact_build):
-    c = kb(impact_build["data"])
-    yield c
-    c.close()
+con = kb_fixture("impact_build")
 
 
 def test_population(con):

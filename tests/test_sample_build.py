@@ -4,15 +4,10 @@ import datetime as dt
 import pytest
 
 from tests.conftest import SAMPLE_EXPECTED as E
-from tests.conftest import kb, rows
+from tests.conftest import kb_fixture, rows
 from tests.privacy import landing_codes, scan
 
-
-@pytest.fixture(scope="module")
-def con(sample_build):
-    c = kb(sample_build["data"])
-    yield c
-    c.close()
+con = kb_fixture("sample_build")
 
 
 def test_build_summary(sample_build):

@@ -124,13 +124,16 @@ def _materialize(selection, resource, instance, **kwargs):
         raise BuildStopped(step_error_line(e, what)) from None
 
 
+def _events(instance: DagsterInstance, attempt: str, kind: DagsterEventType) -> list:
+    """Events of one kind of the run made by this call of ``_materialize`` (found by its tag)."""
+    runs = instance.get_runs(RunsFilter(tags={ATTEMPT_TAG: attempt}), limit=1)
+    return instance.all_logs(runs[0].run_id, of_type=kind) if runs else []
+
+
 def failed_checks_line(instance: DagsterInstance, attempt: str) -> str | None:
     """Which blocking checks of our run failed, from Dagster's event log."""
-    runs = instance.get_runs(RunsFilter(tags={ATTEMPT_TAG: attempt}), limit=1)
-    if not runs:
-        return None
     failed = sorted({f"{ev.asset_key.path[-1]}: {ev.check_name}"
-                     for e in instance.all_logs(runs[0].run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+                     for e in _events(instance, attempt, DagsterEventType.ASSET_CHECK_EVALUATION)
                      if not (ev := e.dagster_event.event_specific_data).passed and ev.severity.value == "ERROR"})
     if not failed:
         return None
@@ -141,13 +144,10 @@ def failed_checks_line(instance: DagsterInstance, attempt: str) -> str | None:
 def last_step_failure(instance: DagsterInstance, attempt: str, what: str) -> str | None:
     """The error of the last failed step of our run, from Dagster's event log (the exception that
     ends a run whose retries are used up names only the retry limit)."""
-    runs = instance.get_runs(RunsFilter(tags={ATTEMPT_TAG: attempt}), limit=1)
-    if not runs:
-        return None
-    failures = instance.all_logs(runs[0].run_id, of_type=DagsterEventType.STEP_FAILURE)
+    failures = _events(instance, attempt, DagsterEventType.STEP_FAILURE)
     if not failures:
         return None
-    retries = instance.all_logs(runs[0].run_id, of_type=DagsterEventType.STEP_UP_FOR_RETRY)
+    retries = _events(instance, attempt, DagsterEventType.STEP_UP_FOR_RETRY)
     error = failures[-1].dagster_event.event_specific_data.error
     while error is not None and error.cause is not None:  # to the user's own exception
         error = error.cause
@@ -249,9 +249,9 @@ def withdrawn_deliveries(settings: Settings, deliveries: list) -> list[str]:
     and each is reported until it is delivered again or its staging is removed."""
     present = {(d.partner, d.period) for d in deliveries}
     gone = []
-    for state_file in sorted(settings.staging.glob("*/*/delivery.json")):
-        partner, period = state_file.parent.parent.name, state_file.parent.name
-        if (partner, period) not in present and staging.read_state(settings.staging, partner, period).get("loaded"):
+    for state in staging.delivery_states(settings.staging):
+        partner, period = state["dir"].parent.name, state["dir"].name
+        if (partner, period) not in present and state.get("loaded"):
             gone.append(f"{partner} {period}: the delivery folder is no longer in the landing zone; its loaded "
-                        f"rows stay in the knowledge base (to drop them, remove {state_file.parent} and run again)")
+                        f"rows stay in the knowledge base (to drop them, remove {state['dir']} and run again)")
     return gone
