@@ -2,16 +2,19 @@
 
 Simulates a region's population over 2019–2022 — TE status spells, Kela benefits with
 municipal shares, referrals to TTK, IPS coaching with placements, TYP, municipal
-services, measurements and consents — and writes all eight partner deliveries
-exactly as ``spec/partner-exports.md`` describes, one folder per partner and month.
+services, measurements and consents — as typed values. How a partner writes them (file
+names, headers, delimiters, quoting, encodings, date and number formats, fixed-width
+positions, header and trailer records, JSON keys, the sheet) comes from its contract
+(:mod:`schemas.rendering`, :mod:`schemas.writers`). What is simulated here is only the
+partners' messiness beyond their format: sloppy and invalid identity codes, municipality
+codes without leading zeros, spreadsheet dates typed as text.
 
-Everything is vectorised (NumPy arrays, Arrow string kernels); a delivery file is
-written as one slice of an Arrow buffer, so a million persons take minutes. Every
-identity code is synthetic (valid check character, random birth date): no real person.
+Everything but the spreadsheet is vectorised (NumPy arrays, Arrow string kernels), so a
+million persons take minutes. Every identity code is synthetic (valid check character,
+random birth date): no real person.
 """
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pseudonymize.hetu import CHECK_CHARACTERS
+from schemas import load_contracts
+from schemas.rendering import render
+from schemas.writers import write_file
 
 START = np.datetime64("2019-01-01")
 END = np.datetime64("2022-12-31")
@@ -42,20 +48,6 @@ def join(*parts, sep: str = "") -> pa.Array:
     arrays = [p if isinstance(p, (pa.Array, pa.ChunkedArray)) else pa.scalar(str(p)) for p in parts]
     arrays = [pc.fill_null(a, "") if isinstance(a, (pa.Array, pa.ChunkedArray)) else a for a in arrays]
     return pc.binary_join_element_wise(*arrays, sep)
-
-
-def iso(days: np.ndarray) -> pa.Array:
-    """datetime64[D] (NaT = null) -> 'yyyy-mm-dd'."""
-    arr = pa.array(days.astype("datetime64[D]"), pa.date32(), mask=np.isnat(days))
-    return pc.strftime(arr, format="%Y-%m-%d")
-
-
-def fi(days: np.ndarray) -> pa.Array:
-    """datetime64[D] -> 'd.m.yyyy' (no leading zeros), null for NaT."""
-    arr = pa.array(days.astype("datetime64[D]"), pa.date32(), mask=np.isnat(days))
-    text = join(pc.cast(pc.day(arr), pa.string()), ".", pc.cast(pc.month(arr), pa.string()), ".",
-                pc.cast(pc.year(arr), pa.string()))
-    return pc.if_else(pc.is_null(arr), pa.scalar(None, pa.string()), text)
 
 
 def _index_of(values: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -128,42 +120,47 @@ def corrupt(rng: np.random.Generator, codes: pa.Array, share: float) -> pa.Array
 
 
 # ---------------------------------------------------------------- writing
-def _write_partner(root: Path, partner: str, name: str, periods: np.ndarray, lines: pa.Array, header: str,
-                   encoding: str = "utf-8", bom: bool = False, newline: str = "\n", kela: bool = False) -> int:
-    """Write one file per delivery period: header + the period's lines (one buffer slice)."""
-    if len(lines) == 0:
-        return 0
-    order = np.argsort(periods, kind="stable")
-    periods = periods[order]
-    lines = join(lines.take(pa.array(order)), newline)
-    if isinstance(lines, pa.ChunkedArray):
-        lines = lines.combine_chunks()
-    lines = pa.concat_arrays([lines.cast(pa.large_binary())])  # 64-bit offsets: GBs of text at scale
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64, count=len(lines) + 1)
-    data = lines.buffers()[2]
-    uniq, starts = np.unique(periods, return_index=True)
-    ends = np.append(starts[1:], len(periods))
-    written = 0
-    for period, a, b in zip(uniq, starts, ends):
-        label = str(period)  # YYYY-MM
-        folder = root / partner / label
-        folder.mkdir(parents=True, exist_ok=True)
-        body = data[offsets[a]:offsets[b]].to_pybytes()
-        stamp = label.replace("-", "")
-        head = header.format(period=stamp)
-        if kela:
-            created = (np.datetime64(label, "M") + 1).astype("datetime64[D]") - 1
-            content = (f"ALKU{stamp}{str(created).replace('-', '')}\r\n").encode("latin-1") + body + \
-                      f"LOPPU{b - a:09d}\r\n".encode("latin-1")
+def _deliver(out: Path, partner: str, when: np.ndarray, codes, values: dict, stats: dict,
+             typed_as_text: np.ndarray | None = None) -> None:
+    """Write ``partner``'s records (identity ``codes`` and typed ``values`` by stored column
+    name) as one delivery per month of ``when``, as its contract describes the files."""
+    if len(when) == 0:
+        return
+    contract = load_contracts()[partner]
+    order = np.argsort(when, kind="stable")
+    when = when[order]
+    table = render(contract, _s(codes).take(pa.array(order)),
+                   {k: _take(v, order) for k, v in values.items()}) if contract.format != "xlsx" else \
+        _typed(contract, _s(codes).take(pa.array(order)), {k: _take(v, order) for k, v in values.items()})
+    months, starts = np.unique(when, return_index=True)
+    ends = np.append(starts[1:], len(when))
+    for month, a, b in zip(months, starts, ends):
+        label = str(month)  # YYYY-MM
+        created = str((month + 1).astype("datetime64[D]") - 1).replace("-", "")  # the month's last day
+        flags = None if typed_as_text is None else pa.array(typed_as_text[order][a:b])
+        write_file(contract, table.slice(a, b - a), out / partner / label, label, created, flags)
+    stats["files"] += len(months)
+    stats["rows"] += len(when)
+
+
+def _take(values, order: np.ndarray):
+    return values.take(pa.array(order)) if isinstance(values, (pa.Array, pa.ChunkedArray)) else np.asarray(values)[order]
+
+
+def _typed(contract, codes: pa.Array, values: dict) -> pa.Table:
+    """A spreadsheet keeps dates and numbers typed (Excel cells); only text is rendered."""
+    from schemas.rendering import as_arrow, render_column
+
+    columns = {}
+    for c in contract.columns:
+        if c.type == "identity":
+            columns[c.name] = codes
+        elif c.target not in values:
+            columns[c.name] = pa.nulls(len(codes), pa.string())
         else:
-            content = (head + newline).encode("utf-8") + body
-            if encoding != "utf-8":
-                content = content.decode("utf-8").encode(encoding)
-            if bom:
-                content = b"\xef\xbb\xbf" + content
-        (folder / name.format(period=stamp)).write_bytes(content)
-        written += 1
-    return written
+            v = as_arrow(values[c.target])
+            columns[c.name] = render_column(c, v) if pa.types.is_string(v.type) else v
+    return pa.table(columns)
 
 
 def _updates(created: np.ndarray, ended: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -237,12 +234,9 @@ def write_landing_zone(out: Path, persons: int = 2000, seed: int = 1,
     spell_end = np.where(final, s_end[idx], np.datetime64("NaT"))
     mun = home[person[idx]]
     names = np.array([names_of[m] for m in mun_codes])  # a dozen names, looked up by index
-    lines = join(te_codes, _s(mun), _s(s_status[idx]), iso(s_start[idx]), iso(spell_end),
-                 _s(names[_index_of(mun_codes, mun)]), sep=";")
-    stats["files"] += _write_partner(out, "te", "te_tilat_{period}.csv", when, lines,
-                                     "HETU;KUNTA;TILA;ALKUPVM;LOPPUPVM;KUNTANIMI", encoding="iso-8859-1",
-                                     newline="\r\n")
-    stats["rows"] += len(lines)
+    _deliver(out, "te", when, te_codes, {"municipality": mun, "status": s_status[idx], "start_date": s_start[idx],
+                                         "end_date": spell_end,
+                                         "municipality_name": names[_index_of(mun_codes, mun)]}, stats)
 
     # ---- Kela: monthly TMTU while unemployed (status 01/02), TOTU for some
     months = np.arange(np.datetime64("2019-01", "M"), LAST_DELIVERY + 1)
@@ -270,13 +264,9 @@ def write_landing_zone(out: Path, persons: int = 2000, seed: int = 1,
     days = np.concatenate([days, np.zeros(len(t_rows), int)])
     share = np.concatenate([share, tpaid // 2])
     paid = np.concatenate([paid, tpaid])
-    yyyymm = (b_month.astype("datetime64[Y]").astype(int) + 1970) * 100 + b_month.astype(int) % 12 + 1
-    lines = join(codes.take(pa.array(b_person)), _s(yyyymm.astype(str)), _s(np.char.ljust(benefit.astype(str), 4)),
-                 _s(np.char.zfill(days.astype(str), 3)), _s(np.char.zfill(paid.astype(str), 10)),
-                 _s(np.char.zfill(share.astype(str), 10)))
-    stats["files"] += _write_partner(out, "kela", "kela_etuudet_{period}.txt", delivery_month(b_month.astype("datetime64[D]")),
-                                     lines, "", newline="\r\n", kela=True)
-    stats["rows"] += len(lines)
+    _deliver(out, "kela", delivery_month(b_month.astype("datetime64[D]")), codes.take(pa.array(b_person)),
+             {"month": b_month, "benefit": benefit, "days": days, "paid_eur": paid,  # amounts in cents
+              "municipal_share_eur": share}, stats)
 
     # ---- TTK episodes
     ttk_idx, ttk_when, ttk_final = _updates(ttk_start, ttk_end)
@@ -288,14 +278,11 @@ def write_landing_zone(out: Path, persons: int = 2000, seed: int = 1,
     end_v = np.where(ttk_final, ttk_end[ttk_idx], np.datetime64("NaT"))
     mun = home[p_idx[ttk_idx]]
     mun = np.where((rng.random(len(mun)) < 0.3), np.char.lstrip(mun.astype(str), "0"), mun)  # '91' for '091'
-    lines = join(corrupt(rng, sloppy(rng, codes.take(pa.array(p_idx[ttk_idx]))), 0.01), _s(mun),
-                 _s(referrers[ttk_idx]), fi(referral[ttk_idx]), fi(ttk_start[ttk_idx]), fi(end_v),
-                 pc.if_else(pa.array(np.isnat(end_v)), pa.scalar(None, pa.string()), _s(reasons[ttk_idx])),
-                 _s(roles[ttk_idx]), sep=";")
-    stats["files"] += _write_partner(out, "ttk", "ttk_jaksot_{period}.csv", ttk_when, lines,
-                                     "henkilotunnus;kuntakoodi;lahettava_taho;lahete_pvm;alkupvm;loppupvm;"
-                                     "paattymissyy;vastuutyontekija", bom=True, newline="\r\n")
-    stats["rows"] += len(lines)
+    _deliver(out, "ttk", ttk_when, corrupt(rng, sloppy(rng, codes.take(pa.array(p_idx[ttk_idx]))), 0.01),
+             {"municipality": mun, "referral_source": referrers[ttk_idx], "referral_date": referral[ttk_idx],
+              "start_date": ttk_start[ttk_idx], "end_date": end_v,
+              "end_reason": pc.if_else(pa.array(np.isnat(end_v)), pa.scalar(None, pa.string()), _s(reasons[ttk_idx])),
+              "worker_role": roles[ttk_idx]}, stats)
 
     # ---- measurements for TTK clients: ALKU near start, LOPPU near the end
     m_person, m_day, m_inst, m_phase, m_val = [], [], [], [], []
@@ -311,14 +298,10 @@ def write_landing_zone(out: Path, persons: int = 2000, seed: int = 1,
             m_phase.append(np.full(ok.sum(), phase)); m_val.append(v[ok])
     m_person, m_day = np.concatenate(m_person), np.concatenate(m_day)
     m_vals = np.concatenate(m_val)
-    whole = np.isclose(m_vals, np.round(m_vals))
-    m_text = np.where(whole, np.round(m_vals).astype(int).astype(str),
-                      np.char.replace(np.round(m_vals, 1).astype(str), ".", ","))  # decimal comma
-    lines = join(codes.take(pa.array(m_person)), fi(m_day), _s(np.concatenate(m_inst)), _s(np.concatenate(m_phase)),
-                 _s(m_text), sep=";")
-    stats["files"] += _write_partner(out, "mittarit", "mittaukset_{period}.csv", delivery_month(m_day), lines,
-                                     "henkilotunnus;mittauspvm;mittari;vaihe;arvo", bom=True, newline="\r\n")
-    stats["rows"] += len(lines)
+    m_vals = np.where(np.isclose(m_vals, np.round(m_vals)), np.round(m_vals), np.round(m_vals, 1))
+    _deliver(out, "mittarit", delivery_month(m_day), codes.take(pa.array(m_person)),
+             {"measured_on": m_day, "instrument": np.concatenate(m_inst), "phase": np.concatenate(m_phase),
+              "value": m_vals}, stats)
 
     # ---- IPS coaching for ~45 % of TTK clients, starting after TTK start
     coached = rng.random(len(p_idx)) < 0.45
@@ -331,12 +314,24 @@ def write_landing_zone(out: Path, persons: int = 2000, seed: int = 1,
     placed = rng.random(len(c_start)) < 0.45
     placement = np.where(placed, c_start + rng.integers(10, 300, len(c_start)).astype("timedelta64[D]"), np.datetime64("NaT"))
     placement = np.where(placement > END, np.datetime64("NaT"), placement)
-    ctype = np.array(["Avoin", "Palkkatuki", "Oppisopimus", "Työkokeilu"])[rng.integers(0, 4, len(c_start))]
-    hours = rng.choice(["20", "30", "37,5"], len(c_start))
+    ctype = np.array(["AVOIN", "PALKKATUKI", "OPPISOPIMUS", "TYOKOKEILU"])[rng.integers(0, 4, len(c_start))]
+    hours = rng.choice([20.0, 30.0, 37.5], len(c_start))
     industry = np.array(list("ABCDEFGHIJKLMNOPQRSTU"))[rng.integers(0, 21, len(c_start))]
     v_idx, v_when, v_final = _updates(c_start, c_end)
-    _write_coaching(out, rng, codes_np, c_person, c_start, c_end, placement, ctype, hours, industry,
-                    v_idx, v_when, v_final, stats)
+    # a version shows the placement once it has happened by the end of its delivery month
+    month_end = (v_when + 1).astype("datetime64[D]") - 1
+    place = placement[v_idx]
+    place = np.where(~np.isnat(place) & (place <= month_end), place, np.datetime64("NaT"))
+    job = ~np.isnat(place)
+    as_text = np.zeros(len(v_idx), bool)  # coaches type some rows' dates (and hours) as text
+    for month in np.unique(v_when):
+        rows = np.flatnonzero(v_when == month)
+        as_text[rows] = rng.random(len(rows)) < 0.15
+    _deliver(out, "valmennus", v_when, codes.take(pa.array(c_person[v_idx])),
+             {"coaching_start": c_start[v_idx], "coaching_end": np.where(v_final, c_end[v_idx], np.datetime64("NaT")),
+              "placement_date": place, "contract_type": _when(job, ctype[v_idx]),
+              "hours_per_week": pa.array(hours[v_idx], mask=~job), "industry": _when(job, industry[v_idx])},
+             stats, typed_as_text=as_text)
 
     # ---- TYP (JSON lines) and municipal services (quoted CSV)
     typ = rng.random(n) < 0.12
@@ -348,13 +343,10 @@ def write_landing_zone(out: Path, persons: int = 2000, seed: int = 1,
     t_person, t_start, t_end = t_person[ok], t_start[ok], t_end[ok]
     i, when, final = _updates(t_start, t_end)
     end_v = np.where(final, t_end[i], np.datetime64("NaT"))
-    plan = np.where(rng.random(len(i)) < 0.6, "true", "false")
-    lines = join('{"hetu": "', codes.take(pa.array(t_person[i])), '", "kunta": "', _s(home[t_person[i]]),
-                 '", "alku": "', iso(t_start[i]), '", "loppu": ',
-                 pc.if_else(pa.array(np.isnat(end_v)), pa.scalar("null"), join('"', iso(end_v), '"')),
-                 ', "monialainen_suunnitelma": ', _s(plan), "}")
-    stats["files"] += _write_partner(out, "typ", "typ_{period}.jsonl", when, lines, "")
-    stats["rows"] += len(lines)
+    plan = rng.random(len(i)) < 0.6
+    _deliver(out, "typ", when, codes.take(pa.array(t_person[i])),
+             {"municipality": home[t_person[i]], "start_date": t_start[i], "end_date": end_v,
+              "multisector_plan": plan}, stats)
 
     services = np.array(["KUNTOUTTAVA_TYOTOIMINTA", "TYOKOKEILU", "PALKKATUKI", "TYOHONVALMENNUS", "KOULUTUS",
                          "SOSIAALINEN_KUNTOUTUS"])
@@ -370,13 +362,9 @@ def write_landing_zone(out: Path, persons: int = 2000, seed: int = 1,
     kpers, k_start, k_end, k_serv = kpers[uniq], k_start[uniq], k_end[uniq], k_serv[uniq]
     i, when, final = _updates(k_start, k_end)
     end_v = np.where(final, k_end[i], np.datetime64("NaT"))
-    q = '"'
-    lines = join(q, corrupt(rng, codes.take(pa.array(kpers[i])), 0.02), q, ",", q, _s(home[kpers[i]]), q, ",",
-                 q, _s(k_serv[i]), q, ",", q, iso(k_start[i]), q, ",",
-                 pc.if_else(pa.array(np.isnat(end_v)), pa.scalar(""), join(q, iso(end_v), q)))
-    stats["files"] += _write_partner(out, "kunta", "kunta_palvelut_{period}.csv", when, lines,
-                                     "hetu,kunta,palvelu,alkupvm,loppupvm", newline="\r\n")
-    stats["rows"] += len(lines)
+    _deliver(out, "kunta", when, corrupt(rng, codes.take(pa.array(kpers[i])), 0.02),
+             {"municipality": home[kpers[i]], "service": k_serv[i], "start_date": k_start[i], "end_date": end_v},
+             stats)
 
     # ---- consents: snapshots every half year; most programme clients consent, some withdraw,
     # some never answer (held back until they do)
@@ -388,13 +376,15 @@ def write_landing_zone(out: Path, persons: int = 2000, seed: int = 1,
         cut = (np.datetime64(snapshot, "M") + 1).astype("datetime64[D]") - 1
         ok = answered & (given <= cut)
         w = np.where(withdrawn <= cut, withdrawn, np.datetime64("NaT"))[ok]
-        lines = join(sloppy(rng, codes.take(pa.array(p_idx[ok])), 0.05), fi(given[ok]), fi(w), sep=";")
-        stats["files"] += _write_partner(out, "suostumukset", "suostumukset_{period}.csv",
-                                         np.full(len(lines), np.datetime64(snapshot, "M")), lines,
-                                         "henkilotunnus;suostumus_pvm;peruttu_pvm", bom=True,
-                                         newline="\r\n")
-        stats["rows"] += len(lines)
+        _deliver(out, "suostumukset", np.full(ok.sum(), np.datetime64(snapshot, "M")),
+                 sloppy(rng, codes.take(pa.array(p_idx[ok])), 0.05), {"consent_date": given[ok], "withdrawn_date": w},
+                 stats)
     return stats
+
+
+def _when(mask: np.ndarray, values: np.ndarray) -> pa.Array:
+    """``values`` where ``mask``, else empty."""
+    return pa.array(values.tolist(), pa.string(), mask=~mask)
 
 
 def _names(codes) -> dict[str, str]:
@@ -403,38 +393,3 @@ def _names(codes) -> dict[str, str]:
 
     table = municipalities()
     return {c: table[c].name_fi for c in codes}
-
-
-def _write_coaching(out, rng, codes_np, c_person, c_start, c_end, placement, ctype, hours, industry,
-                    v_idx, v_when, v_final, stats) -> None:
-    """valmennus_YYYYMM.xlsx, sheet Asiakkaat: Excel date cells, some dates typed as text."""
-    import openpyxl
-
-    for month in np.unique(v_when):
-        rows = np.flatnonzero(v_when == month)
-        wb = openpyxl.Workbook(write_only=True)
-        ws = wb.create_sheet("Asiakkaat")
-        ws.append(["Henkilötunnus", "Valmennus alkoi", "Valmennus päättyi", "Työllistymispäivä",
-                   "Työsuhteen tyyppi", "Työaika h/vko", "Toimiala"])
-        as_text = rng.random(len(rows)) < 0.15
-        for r, text in zip(rows, as_text):
-            j = v_idx[r]
-            final = v_final[r]
-
-            def cell(d):
-                if np.isnat(d):
-                    return None
-                day = d.astype(dt.date)
-                return f"{day.day}.{day.month}.{day.year}" if text else dt.datetime(day.year, day.month, day.day)
-
-            end = c_end[j] if final else np.datetime64("NaT")
-            place = placement[j] if (not np.isnat(placement[j]) and placement[j] <= (month + 1).astype("datetime64[D]") - 1) else np.datetime64("NaT")
-            has_job = not np.isnat(place)
-            hours_value = (float(hours[j].replace(",", ".")) if not text else hours[j]) if has_job else None
-            ws.append([codes_np[c_person[j]], cell(c_start[j]), cell(end), cell(place),
-                       ctype[j] if has_job else None, hours_value, industry[j] if has_job else None])
-        folder = out / "valmennus" / str(month)
-        folder.mkdir(parents=True, exist_ok=True)
-        wb.save(folder / f"valmennus_{str(month).replace('-', '')}.xlsx")
-        stats["files"] += 1
-        stats["rows"] += len(rows)

@@ -8,11 +8,16 @@ blank lines (delimited, JSON lines), empty rows (XLSX), blank records (fixed wid
 count must stay). A fixed-width record cannot fit a sealed code into the 11 positions of an
 identity code, so its sealed variant (:func:`sealed_contract`) blanks those positions and
 appends the token after the record.
+
+The synthetic generator writes its deliveries with the same functions (:func:`write_file`):
+names, headers, delimiters, quoting, encodings, byte-order marks, line ends, fixed-width
+positions, header and trailer records, JSON keys and the sheet all come from the contract.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.contract import Contract
+from schemas.rendering import render_column
 
 
 def sealed_contract(contract: Contract, token_chars: int) -> Contract:
@@ -71,27 +77,41 @@ def _encoded(utf8: bytes, encoding: str) -> bytes:
     return utf8 if encoding.replace("_", "-").lower() in ("utf-8", "utf8") else utf8.decode("utf-8").encode(encoding)
 
 
+def line_end(contract: Contract) -> str:
+    """How the partner's system ends a line (readers take either)."""
+    return contract.file.get("line_end", "\n")
+
+
 def write_delimited(contract: Contract, table: pa.Table, path: Path) -> None:
     spec = contract.file
-    names = [c.name for c in contract.columns]
-    header = spec["delimiter"].join(f'"{n}"' if spec.get("quoting") else n for n in names)
+    header = spec["delimiter"].join(c.name for c in contract.columns)  # names need no quotes
+    newline = line_end(contract)
     records = _text_records(contract, table) if table.num_rows else pa.array([], pa.string())
     spans = pc.count_substring(records, "\n").to_numpy(zero_copy_only=False).astype(np.int64) + 1
-    body = _join(records, _gaps(table.column("_line").to_numpy(), spans, 2), "\n")
-    data = _encoded((header + "\n").encode("utf-8") + body, contract.encoding)
+    body = _join(records, _gaps(table.column("_line").to_numpy(), spans, 2), newline)
+    data = _encoded((header + newline).encode("utf-8") + body, contract.encoding)
     path.write_bytes((b"\xef\xbb\xbf" if spec.get("bom") else b"") + data)
 
 
 def write_jsonl(contract: Contract, table: pa.Table, path: Path) -> None:
+    """Text values as JSON strings, booleans as JSON ``true``/``false`` (as the partner writes them)."""
     names = [c.name for c in contract.columns]
+    flags = {"true": True, "false": False}
+    booleans = [c.name for c in contract.columns if c.type == "boolean"]
     rows = table.select(names).to_pylist()
+    for row in rows:
+        for name in booleans:
+            row[name] = flags.get(row[name], row[name])
     records = pa.array([json.dumps(r, ensure_ascii=False) for r in rows], pa.string())
     lines = table.column("_line").to_numpy()
     path.write_bytes(_encoded(_join(records, _gaps(lines, np.ones(len(records), np.int64), 1), "\n"),
                               contract.encoding))
 
 
-def write_xlsx(contract: Contract, table: pa.Table, path: Path) -> None:
+def write_xlsx(contract: Contract, table: pa.Table, path: Path, typed_as_text: pa.Array | None = None) -> None:
+    """Text cells stay text; typed columns (dates, numbers) become Excel date and number cells,
+    except on the rows of ``typed_as_text``, where a person typed them as text (dates in the
+    contract's last listed format)."""
     import openpyxl
     from openpyxl.cell import WriteOnlyCell
 
@@ -101,17 +121,56 @@ def write_xlsx(contract: Contract, table: pa.Table, path: Path) -> None:
     sheet.append(names)
     lines = table.column("_line").to_numpy()
     gaps = _gaps(lines, np.ones(len(lines), np.int64), 2)
-    for gap, row in zip(gaps, table.select(names).to_pylist()):
+    rows = table.select(names).to_pylist()
+    if typed_as_text is not None:
+        typed = [c for c in contract.columns if not pa.types.is_string(table.schema.field(c.name).type)]
+        texts = {c.name: render_column(c, table.column(c.name), c.formats[-1] if c.formats else None).to_pylist()
+                 for c in typed}
+        for i in np.flatnonzero(np.asarray(typed_as_text)):
+            rows[i].update({name: text[i] for name, text in texts.items()})
+    for gap, row in zip(gaps, rows):
         for _ in range(int(gap)):
             sheet.append([])
         cells = []
         for value in row.values():
             cell = WriteOnlyCell(sheet, value=value)
-            if value is not None:
+            if isinstance(value, str):
                 cell.data_type = "s"  # text stays text (a value starting with '=' is no formula)
             cells.append(cell)
         sheet.append(cells)
     workbook.save(path)
+
+
+def fixed_width_records(contract: Contract, table: pa.Table) -> pa.Array:
+    """Each row as one record: every column left-aligned in its positions, blanks between."""
+    pieces, position = [], 1
+    for c in sorted(contract.columns, key=lambda c: c.start):
+        if c.start > position:
+            pieces.append(pa.scalar(" " * (c.start - position)))
+        pieces.append(pc.utf8_rpad(pc.fill_null(table.column(c.name), ""), c.end - c.start + 1))
+        position = c.end + 1
+    return pc.binary_join_element_wise(*pieces, "").combine_chunks()
+
+
+def fill_pattern(pattern: str, **values) -> str:
+    """A header or trailer record from the contract's pattern: each named group replaced by its
+    value (a number zero-padded to the group's ``\\d{n}``); checked against the pattern."""
+    def group(m: re.Match) -> str:
+        value, width = values[m["name"]], re.fullmatch(r"\\d\{(\d+)\}", m["body"])
+        return str(value).zfill(int(width[1])) if width else str(value)
+
+    text = re.sub(r"\(\?P<(?P<name>\w+)>(?P<body>[^)]*)\)", group, pattern.removeprefix("^").removesuffix("$"))
+    if not re.fullmatch(pattern, text):
+        raise ValueError(f"cannot fill the pattern {pattern!r} with {sorted(values)}")
+    return text
+
+
+def _fixed_width_file(contract: Contract, text: pa.Array, order: np.ndarray, header: str, trailer: str,
+                      path: Path) -> None:
+    newline = contract.file.get("line_end", "\r\n")
+    body = _join(text.take(pa.array(order)), np.zeros(len(order), np.int64), newline)
+    path.write_bytes(_encoded((header + newline).encode("utf-8") + body + (trailer + newline).encode("utf-8"),
+                              contract.encoding))
 
 
 def write_fixed_width(contract: Contract, table: pa.Table, path: Path, raw_path: Path, records: int) -> None:
@@ -119,24 +178,11 @@ def write_fixed_width(contract: Contract, table: pa.Table, path: Path, raw_path:
     that they hold only the period, the creation date and the count)."""
     raw = Path(raw_path).read_bytes().decode(contract.encoding).split(contract.file.get("line_end", "\r\n"))
     header, trailer = raw[0], [line for line in raw if line][-1]
-    length = contract.file["record_length"]
-    blank = pa.array([" " * length], pa.string())
-    if table.num_rows:
-        pieces, position = [], 1
-        for c in sorted(contract.columns, key=lambda c: c.start):
-            if c.start > position:
-                pieces.append(pa.scalar(" " * (c.start - position)))
-            pieces.append(pc.utf8_rpad(pc.fill_null(table.column(c.name), ""), c.end - c.start + 1))
-            position = c.end + 1
-        text = pa.concat_arrays([pc.binary_join_element_wise(*pieces, "").combine_chunks(), blank])
-    else:
-        text = blank
+    blank = pa.array([" " * contract.file["record_length"]], pa.string())
+    text = pa.concat_arrays([fixed_width_records(contract, table), blank]) if table.num_rows else blank
     order = np.full(records, len(text) - 1, dtype=np.int64)  # every data line blank, unless a record is on it
     order[table.column("_line").to_numpy() - 2] = np.arange(table.num_rows)  # data records start on line 2
-    newline = contract.file.get("line_end", "\r\n")
-    body = _join(text.take(pa.array(order)), np.zeros(records, np.int64), newline)
-    path.write_bytes(_encoded((header + newline).encode("utf-8") + body + (trailer + newline).encode("utf-8"),
-                              contract.encoding))
+    _fixed_width_file(contract, text, order, header, trailer, path)
 
 
 def write_delivery(contract: Contract, table: pa.Table, path: Path, raw_path: Path, records: int) -> None:
@@ -151,3 +197,28 @@ def write_delivery(contract: Contract, table: pa.Table, path: Path, raw_path: Pa
         write_xlsx(contract, table, path)
     else:
         write_fixed_width(contract, table, path, raw_path, records)
+
+
+def write_file(contract: Contract, table: pa.Table, folder: Path, period: str, created: str,
+               typed_as_text: pa.Array | None = None) -> Path:
+    """A whole delivery as the partner would send it, one record per row of ``table`` (text
+    columns named as in the partner's file; typed ones for a spreadsheet): the file named by the
+    contract for ``period`` (YYYY-MM) in ``folder``; ``created`` (YYYYMMDD) goes where the
+    format records a creation date. Returns the file's path."""
+    path = Path(folder) / contract.file["name"].format(period=period.replace("-", ""))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    first = 1 if contract.format == "jsonl" else 2  # the other formats start with a header line
+    table = table.append_column("_line", pa.array(np.arange(table.num_rows) + first, pa.int64()))
+    if contract.format == "delimited":
+        write_delimited(contract, table, path)
+    elif contract.format == "jsonl":
+        write_jsonl(contract, table, path)
+    elif contract.format == "xlsx":
+        write_xlsx(contract, table, path, typed_as_text)
+    else:
+        spec = contract.file
+        header = fill_pattern(spec["header"]["pattern"], period=period.replace("-", ""), created=created)
+        trailer = fill_pattern(spec["trailer"]["pattern"], count=table.num_rows)
+        _fixed_width_file(contract, fixed_width_records(contract, table), np.arange(table.num_rows), header,
+                          trailer, path)
+    return path

@@ -57,5 +57,7 @@ def write_union(landings: list[Path], out: Path) -> None:
             _merge_workbooks(files, target)
         elif rel.parts[0] == "kela":
             target.write_bytes(_merge_kela(files))
+        elif target.suffix == ".jsonl":  # no header: every file's records
+            target.write_bytes(b"".join(f.read_bytes() for f in files))
         else:
             target.write_bytes(_merge_lines(files))
