@@ -21,8 +21,10 @@ from assets.checks import contract_result, warnings_result
 from assets.names import CONTRACT_CHECK, PERIODS, WARNINGS_CHECK, partner_of, staging_key
 from assets.resources import TyokykyResource
 from assets.run_policy import FILE_SYSTEM_RETRY, no_retry_on_bad_data
+from pipelines import quality
 from pipelines.batch import stage_batch
 from pipelines.data_lock import step_lock
+from pipelines.landing import folder_bytes
 from schemas import load_contracts
 
 CONTRACTS = load_contracts()
@@ -59,6 +61,9 @@ def stage_deliveries(context: AssetExecutionContext, tyokyky: TyokykyResource):
     with no_retry_on_bad_data(), step_lock(context, tyokyky.settings.data):
         if context.selected_asset_keys:
             contracts = tyokyky.contracts()
+            partners = [partner_of(k) for k in context.selected_asset_keys]
+            if context.selected_asset_check_keys:
+                quality.warm_up(folder_bytes(tyokyky.settings.landing, partners, periods))
             summaries = stage_batch(tyokyky.settings, contracts, tyokyky.key(),
                                     {partner_of(k): periods for k in context.selected_asset_keys})
             for partner, found in summaries.items():

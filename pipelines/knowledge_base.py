@@ -172,13 +172,35 @@ def _latest_versions(con, contract: Contract, files: list[Path], staging: Path, 
                                      "union_by_name = true)").fetchall()} if files else set()
     latest = Latest(files, superseded, cols, present)
     meta = superseded.with_suffix(".json")
-    if meta.exists() and superseded.exists() and _cache_meta(meta).get("signature") == signature:
+    cached = _cache_meta(meta) if meta.exists() and superseded.exists() else {}
+    if cached.get("signature") == signature:
         return latest, signature
-    key = ", ".join(q(k) for k in contract.key_columns())
+    keys = contract.key_columns()
+    key = ", ".join(q(k) for k in keys)
     tmp = superseded.with_suffix(".parquet.tmp")
     folder.mkdir(parents=True, exist_ok=True)
+    base = [PIPELINE_VERSION, [list(c) for c in cols]]
     rows = "(SELECT NULL::VARCHAR AS file, NULL::BIGINT AS line WHERE false)"
-    if files:  # a hash finds the keys delivered more than once (a collision only sends more rows to the window)
+    if (added := _appended(cached, stamp, digest, base)) is not None:
+        # only new periods, later than every cached one (a monthly delivery): the list so far, the
+        # earlier rows whose key the new files deliver again, and what the new files supersede
+        # among themselves. Reads the earlier files' keys, never windows them.
+        earlier = [s[0] for s in cached["stamp"]]
+        same_key = " AND ".join(f"o.{q(k)} IS NOT DISTINCT FROM n.{q(k)}" for k in keys)
+        rows = f"""(
+            WITH new AS (SELECT filename AS file, source_line AS line, delivery_period, {key}
+                         FROM read_parquet({_files_sql(added)}, union_by_name = true, filename = true)
+                         WHERE pseudonym IS NOT NULL)
+            SELECT file, line FROM read_parquet({_path_sql(superseded)})
+            UNION
+            SELECT o.filename, o.source_line
+            FROM read_parquet({_files_sql(earlier)}, union_by_name = true, filename = true) o
+            SEMI JOIN new n ON {same_key}
+            WHERE o.pseudonym IS NOT NULL
+            UNION
+            SELECT file, line FROM new
+            QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY delivery_period DESC, line DESC) > 1)"""
+    elif files:  # a hash finds the keys delivered more than once (a collision only sends more rows to the window)
         rows = f"""(
             WITH rows AS (SELECT filename AS file, source_line AS line, delivery_period, {key}, hash({key}) AS _key
                           FROM read_parquet({_files_sql(files)}, union_by_name = true, filename = true)
@@ -188,9 +210,26 @@ def _latest_versions(con, contract: Contract, files: list[Path], staging: Path, 
     con.execute(f"COPY {rows} TO {_path_sql(tmp)} (FORMAT parquet, COMPRESSION zstd)")
     os.replace(tmp, superseded)
     tmp_meta = meta.with_suffix(".json.tmp")
-    tmp_meta.write_text(json.dumps({"signature": signature, "erasure": digest}))
+    tmp_meta.write_text(json.dumps({"signature": signature, "erasure": digest, "base": base, "stamp": stamp}))
     os.replace(tmp_meta, meta)
     return latest, signature
+
+
+def _appended(cached: dict, stamp: list, digest: str, base: list) -> list[str] | None:
+    """The staged files added since the cached superseded list was made, if that is all that
+    changed and each is of a later period than every cached file (a new monthly delivery);
+    None when the list must be made anew (a re-delivered or purged period, a backfilled earlier
+    period, another withdrawal set, other staging columns)."""
+    old = {tuple(s) for s in cached.get("stamp") or []}
+    if not old or cached.get("erasure") != digest or cached.get("base") != base:
+        return None
+    now = [tuple(s) for s in stamp]
+    if not old <= set(now):
+        return None
+    added = [s[0] for s in now if s not in old]
+    if not added or min(Path(f).parent.name for f in added) <= max(Path(s[0]).parent.name for s in old):
+        return None
+    return added
 
 
 def contract_views_answer(con: duckdb.DuckDBPyConnection) -> dict[str, int | None]:

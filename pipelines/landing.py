@@ -252,6 +252,17 @@ def _listing(folder: Path, landing: Path, ignored: list[Ignored]) -> list[Path]:
         return []
 
 
+def folder_bytes(landing: Path, partners, periods) -> int:
+    """Bytes of the files in the given partners' period folders (a size estimate: stat only)."""
+    total = 0
+    for partner in partners:
+        for period in periods:
+            folder = Path(landing) / partner / period
+            if folder.is_dir():
+                total += sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+    return total
+
+
 def scan_partner(landing: Path, contract: Contract, period: str, hash_cache: Path | None = None
                  ) -> Delivery | None:
     folder = Path(landing) / contract.partner / period

@@ -233,3 +233,42 @@ def test_incremental_build_carries_tables_forward_and_equals_a_fresh_build(tmp_p
     fresh = tmp_path / "fresh"
     build(landing.root, fresh, key_file)
     assert _everything(data) == _everything(fresh)
+
+
+def _superseded(data, partner):
+    import pyarrow.parquet as pq
+
+    return sorted((r["file"], r["line"]) for r in pq.read_table(data / "staging" / partner / "_superseded.parquet")
+                  .to_pylist())
+
+
+def test_a_new_month_extends_the_superseded_list_as_a_full_recompute_would(tmp_path, key_file, built_once):
+    """A monthly delivery updates the list of superseded lines from its own keys; the list equals
+    the one a full recompute makes (P6's 2019 spell delivered again, with its end, supersedes)."""
+    landing, data = built_once
+    before = _superseded(data, "te")
+    landing.csv("te", "2023-01", [[handmade.P6, "858", "01", "2019-01-01", "2023-01-09", "Tuusula"],
+                                  [handmade.P6, "858", "11", "2023-01-10", "", "Tuusula"]])
+    build(landing.root, data, key_file)
+    incremental = _superseded(data, "te")
+    assert set(before) < set(incremental)  # the earlier version of P6's spell is superseded now
+    assert not [f for f, _ in incremental if "2023-01" in f]  # the newest versions stay
+    (data / "staging" / "te" / "_superseded.json").unlink()   # no cache: made anew from every file
+    settings = Settings(landing.root, data, key_file)
+    knowledge_base.build(settings.staging, settings.kb_path, load_contracts(), load_key_file(key_file).fingerprint,
+                         landing_scan=landing_zone.scan(landing.root, load_contracts()))
+    assert _superseded(data, "te") == incremental
+
+
+def test_the_superseded_list_is_made_anew_unless_only_later_periods_were_added():
+    appended = knowledge_base._appended
+    base = ["1", [["pseudonym", "VARCHAR"]]]
+    old = [["s/te/2022-11/rows.parquet", 10, 1], ["s/te/2022-12/rows.parquet", 10, 2]]
+    cached = {"stamp": old, "erasure": "d", "base": base}
+    new = ["s/te/2023-01/rows.parquet", 5, 3]
+    assert appended(cached, old + [new], "d", base) == ["s/te/2023-01/rows.parquet"]
+    assert appended(cached, old + [new], "other withdrawals", base) is None
+    assert appended(cached, old + [new], "d", ["2", base[1]]) is None
+    assert appended(cached, [old[0], ["s/te/2022-12/rows.parquet", 11, 4], new], "d", base) is None  # re-delivered
+    assert appended(cached, old + [["s/te/2022-10/rows.parquet", 5, 3]], "d", base) is None  # an earlier period
+    assert appended(cached, old, "d", base) is None and appended({}, old, "d", base) is None
