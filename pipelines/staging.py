@@ -36,12 +36,12 @@ from pseudonymize import PseudonymKey, PseudonymMemo, pseudonymize_column
 from pseudonymize.redact import MARKER, PATTERN, redact
 from schemas.casting import validate_chunk, write_loaded
 from schemas.contract import Contract
-from schemas.readers import DeliveryRejected
+from schemas.readers import BLOCK_ROWS, DeliveryRejected
 
 QUARANTINE_SCHEMA = pa.schema([("partner", pa.string()), ("period", pa.string()), ("file", pa.string()),
                                ("line", pa.int64()), ("reason", pa.string())])
 PIPELINE_VERSION = "1"   # bump when staging output changes shape: every delivery is re-staged
-CHUNK_ROWS = 1_000_000   # rows pseudonymised and checked at a time
+CHUNK_ROWS = BLOCK_ROWS   # rows pseudonymised and checked at a time (a reader's block, freed once checked)
 
 
 class StagingError(Exception):
@@ -301,18 +301,22 @@ def _stage_rows(delivery: Delivery, contract: Contract, key: PseudonymKey, raw_r
                 row_errors: list, redacted: int, fresh: Path, target: Path, memo: PseudonymMemo | None,
                 withdrawal: Withdrawal | None) -> Attempt:
     table = raw_rows.pop()
+    pieces = [pa.Table.from_batches([b]) for b in table.to_batches(max_chunksize=CHUNK_ROWS)] or [table]
+    del table  # from here each piece is dropped once checked (a reader's own block frees its buffers)
     with _connection().cursor() as con:  # a cursor per delivery: deliveries may stage in parallel
-        for offset in range(0, max(table.num_rows, 1), CHUNK_ROWS):
-            chunk = table.slice(offset, CHUNK_ROWS)
+        first = True
+        while pieces:
+            chunk = pieces.pop(0)
             with timing.stage("pseudonymise", chunk.num_rows):
                 ids = pseudonymize_column(chunk.column(contract.identifier), key, memo)
                 chunk = chunk.drop_columns([contract.identifier])  # the raw code goes no further
                 for name in ids.column_names:
                     chunk = chunk.append_column(name, ids.column(name))
             with timing.stage("stage", chunk.num_rows):
-                validate_chunk(contract, chunk, con, first=offset == 0)
+                validate_chunk(contract, chunk, con, first=first)
+            first = False
             del chunk, ids
-        del table  # the raw rows (with identity codes) are gone before anything is written
+        # the raw rows (with identity codes) are gone before anything is written
         with timing.stage("stage"):
             if withdrawal is not None:
                 con.register("withdrawn_tokens", withdrawal.tokens)

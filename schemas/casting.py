@@ -131,13 +131,13 @@ def validation_sql(contract: Contract, source: str) -> str:
             cases.append(f"WHEN {cond} THEN {lit(contract.identifier + ': ')} || id_error")
         else:
             cases.append(f"WHEN coalesce({cond}, false) THEN {lit(reason)}")
-    raw_cols = ", ".join(raw_name(contract, c) for c in contract.data_columns)
+    raw_cols = ", ".join(raw_name(contract, c) for c in contract.data_columns)  # hashed: see dedupe_sql
     trimmed = ", ".join(f"nullif(trim({raw_name(contract, c)}), '') AS {trimmed_name(contract, c)}"
                         for c in contract.data_columns)
     helpers = ", ".join(f"{trimmed_name(contract, c)}, {parsed_name(contract, c)}" for c in contract.data_columns)
     return f"""
         WITH trimmed AS (
-            SELECT _line, pseudonym, birth_year, sex, temporary_id, id_error, {raw_cols}, {trimmed}
+            SELECT _line, pseudonym, birth_year, sex, temporary_id, id_error, hash({raw_cols}) AS raw_hash, {trimmed}
             FROM {source}
         ),
         parsed AS (SELECT *, {', '.join(parsed_cols)} FROM trimmed),
@@ -153,8 +153,13 @@ def _key_sql(contract: Contract) -> str:
 def dedupe_sql(contract: Contract, rows: str) -> str:
     """For rows sharing a natural key: exact repeats load once (their repeats are quarantined);
     one key with different content quarantines all its rows. Only ``rows`` whose key occurs
-    more than once need this, so the window work stays small."""
-    raws = ", ".join(["pseudonym"] + [raw_name(contract, c) for c in contract.data_columns])
+    more than once need this, so the window work stays small.
+
+    A line's content is its pseudonym and the 64-bit hash of its raw text fields (``raw_hash``),
+    not the text itself: the delivery's raw columns need not be kept in DuckDB beside the typed
+    ones (at a national first load, over half a gigabyte). Two different lines of one key would
+    have to collide in 64 bits to be taken for repeats."""
+    raws = "pseudonym, raw_hash"
     key = _key_sql(contract)
     key_names = ", ".join(contract.natural_key)
     return f"""

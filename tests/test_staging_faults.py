@@ -235,3 +235,26 @@ def test_staging_never_holds_the_raw_code(tmp_path, landing, key):
             text = json.dumps(pq.read_table(f).to_pylist(), default=str) if f.suffix == ".parquet" else f.read_text()
             for code in (A, B, B.lower(), A[:10] + "Q", A[:6]):
                 assert code not in text, f"{code} in {f.name}"
+
+
+def test_a_delivery_checked_in_blocks_gives_what_one_piece_gives(tmp_path, landing, key, monkeypatch):
+    """A national month is read and checked a block at a time; repeats and conflicts of a key
+    across blocks are found as within one, and every line keeps its own number."""
+    from schemas.readers import fixed_width
+
+    records = [(A, "202103", "TMTU", 20, 70000, 35000), (B, "202103", "TMTU", 20, 70000, 70001),
+               (D, "202103", "PPR", 3, 1234, 0), (A, "202103", "TMTU", 20, 70000, 35000),
+               (D, "202103", "PPR", 4, 1234, 0), (B, "202103", "TOTU", 0, 500, 250)]
+    landing.kela("2021-03", records)
+    whole = stage(tmp_path / "whole", landing, "kela", "2021-03", key)
+    monkeypatch.setattr(fixed_width, "BLOCK_ROWS", 2)
+    monkeypatch.setattr(staging, "CHUNK_ROWS", 2)
+    table = fixed_width.read(C["kela"], next((landing.root / "kela" / "2021-03").iterdir()), "2021-03").table
+    assert table.column("etuus").num_chunks == 3 and table.num_rows == 6
+    blocks = stage(tmp_path / "blocks", landing, "kela", "2021-03", key)
+    assert reasons(blocks[1]) == reasons(whole[1]) == [
+        (3, "kunnan_osuus exceeds maksettu"), (4, "natural key (hetu, kuukausi, etuus) appears with different "
+                                                  "content on lines 4, 6"),
+        (5, "exact repeat of line 2"), (6, "natural key (hetu, kuukausi, etuus) appears with different content "
+                                           "on lines 4, 6")]
+    assert blocks[2] == whole[2] and [r["source_line"] for r in blocks[2]] == [2, 7]

@@ -17,6 +17,9 @@ import pyarrow as pa
 
 from schemas.contract import Contract
 
+#: rows a reader may put in one block of its own buffers (staging checks a block at a time)
+BLOCK_ROWS = 1_000_000
+
 
 class DeliveryRejected(Exception):
     """The whole delivery is rejected; the message is the reason a partner can act on."""
@@ -64,8 +67,8 @@ def check_columns(contract: Contract, header: list[str]) -> None:
         raise DeliveryRejected(f"required column(s) missing from the header: {', '.join(missing)}")
 
 
-def text_table(columns: dict[str, list | pa.Array], lines) -> pa.Table:
-    arrays = {name: pa.array(values, pa.string()) if not isinstance(values, pa.Array) else values
+def text_table(columns: dict[str, list | pa.Array | pa.ChunkedArray], lines) -> pa.Table:
+    arrays = {name: values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values, pa.string())
               for name, values in columns.items()}
     arrays["_line"] = pa.array(lines, pa.int64())
     return pa.table(arrays)

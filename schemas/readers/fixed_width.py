@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from schemas.contract import Contract
-from schemas.readers import DeliveryRejected, ReadResult, decode, text_table
+from schemas.readers import BLOCK_ROWS, DeliveryRejected, ReadResult, decode, text_table
 
 
 def _lines(raw: bytes, encoding: str) -> pa.Array:
@@ -39,7 +39,8 @@ def read(contract: Contract, path: Path, period: str) -> ReadResult:
     raw = path.read_bytes()  # binary: text mode would hide the CRLF record ends
     if not raw.strip():
         raise DeliveryRejected("the file is empty")
-    decode(raw, contract.encoding)  # undecodable bytes reject the file (never for ISO-8859-1)
+    if not _every_byte_decodes(contract.encoding):
+        decode(raw, contract.encoding)  # undecodable bytes reject the file
     if spec.get("line_end", "\r\n") == "\r\n" and raw.count(b"\n") != raw.count(b"\r\n"):
         raise DeliveryRejected("records do not end with CRLF as agreed: export the file again")
     try:
@@ -68,7 +69,21 @@ def read(contract: Contract, path: Path, period: str) -> ReadResult:
               for n, l in zip(line_numbers[~ok], length[~ok])]
     if not ok.all():
         records = records.filter(pa.array(ok))
-    columns = {c.name: pc.utf8_slice_codeunits(records, c.start - 1, c.end) for c in contract.columns}
-    columns = {k: pc.if_else(pc.equal(pc.utf8_trim_whitespace(v), ""), pa.scalar(None, pa.string()), v)
-               for k, v in columns.items()}
-    return ReadResult(text_table(columns, line_numbers[ok]), errors)
+    del lines
+    # one field of one block of records at a time, each block in buffers of its own: staging
+    # frees a block as soon as it is checked, so a national month is never held whole twice
+    columns: dict[str, list] = {c.name: [] for c in contract.columns}
+    for start in range(0, len(records), BLOCK_ROWS):
+        block = records.slice(start, BLOCK_ROWS)
+        for c in contract.columns:
+            field = pc.utf8_slice_codeunits(block, c.start - 1, c.end)
+            columns[c.name].append(pc.if_else(pc.equal(pc.utf8_trim_whitespace(field), ""),
+                                              pa.scalar(None, pa.string()), field))
+    del records
+    return ReadResult(text_table({k: pa.chunked_array(v, pa.string()) for k, v in columns.items()},
+                                 line_numbers[ok]), errors)
+
+
+def _every_byte_decodes(encoding: str) -> bool:
+    """ISO-8859-1 maps every byte to a character: checking a national file would only copy it."""
+    return encoding.replace("_", "-").lower() in ("iso-8859-1", "latin-1", "latin1", "iso8859-1")
