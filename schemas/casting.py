@@ -212,9 +212,11 @@ def write_loaded(contract: Contract, con: duckdb.DuckDBPyConnection, rows_path: 
         # rows whose key hashes to a value seen twice: every row sharing a key, and the odd hash
         # collision (harmless: the exact work below finds its key unique). Grouping one 64-bit
         # hash instead of the key's strings; most deliveries have none, and skip the rest.
+        # A key with an empty part matches nothing (as in SQL equality): those rows all load.
+        complete = " AND ".join(f"{q(k)} IS NOT NULL" for k in contract.key_columns())
         candidates = con.execute(f"""CREATE OR REPLACE TEMP TABLE shared_keys AS
-            SELECT * FROM checked WHERE reason IS NULL AND hash({key}) IN (
-                SELECT h FROM (SELECT hash({key}) AS h FROM checked WHERE reason IS NULL)
+            SELECT * FROM checked WHERE reason IS NULL AND {complete} AND hash({key}) IN (
+                SELECT h FROM (SELECT hash({key}) AS h FROM checked WHERE reason IS NULL AND {complete})
                 GROUP BY h HAVING count(*) > 1)""").fetchall()[0][0]
         if candidates:
             con.execute(f"CREATE OR REPLACE TEMP TABLE deduped AS {dedupe_sql(contract, 'shared_keys')}")

@@ -87,7 +87,9 @@ def write_delimited(contract: Contract, table: pa.Table, path: Path) -> None:
     header = spec["delimiter"].join(c.name for c in contract.columns)  # names need no quotes
     newline = line_end(contract)
     records = _text_records(contract, table) if table.num_rows else pa.array([], pa.string())
-    spans = pc.count_substring(records, "\n").to_numpy(zero_copy_only=False).astype(np.int64) + 1
+    # lines a record spans: a quoted value may hold LF, CRLF or a lone CR, each a line break to the reader
+    breaks = [pc.count_substring(records, s).to_numpy(zero_copy_only=False).astype(np.int64) for s in ("\n", "\r", "\r\n")]
+    spans = breaks[0] + breaks[1] - breaks[2] + 1
     body = _join(records, _gaps(table.column("_line").to_numpy(), spans, 2), newline)
     data = _encoded((header + newline).encode("utf-8") + body, contract.encoding)
     path.write_bytes((b"\xef\xbb\xbf" if spec.get("bom") else b"") + data)

@@ -107,3 +107,20 @@ def test_a_changed_contract_changes_the_files(tmp_path):
     assert "Järvenpää".encode() in data  # UTF-8 now, not ISO-8859-1
     assert read_delivery(edited, path, "2021-03").table.num_rows == 3
     assert dt.date(2021, 3, 1).strftime("%Y-%m-%d").encode() in data
+
+
+def test_a_value_holding_a_line_break_keeps_every_later_line_in_place(tmp_path):
+    """A quoted value may hold LF, CRLF or a lone CR: each is a line break to the reader, so the
+    records after it stay on their lines when a delivery is written back (partner-side export)."""
+    from schemas.writers import write_delimited
+
+    kunta = C["kunta"]
+    values = ["a\nb", "a\r\nb", "a\rb", "plain"]
+    table = pa.table({"hetu": pa.array(CODES[:1] * 4), "kunta": pa.array(["186"] * 4),
+                      "palvelu": pa.array(values), "alkupvm": pa.array(["2021-03-01"] * 4),
+                      "loppupvm": pa.array([None] * 4, pa.string()), "_line": pa.array([2, 4, 6, 9], pa.int64())})
+    path = tmp_path / "kunta_palvelut_202103.csv"
+    write_delimited(kunta, table, path)
+    read = read_delivery(kunta, path, "2021-03").table
+    assert read.column("_line").to_pylist() == [2, 4, 6, 9]
+    assert read.column("palvelu").to_pylist() == values

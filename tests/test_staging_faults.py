@@ -258,3 +258,19 @@ def test_a_delivery_checked_in_blocks_gives_what_one_piece_gives(tmp_path, landi
         (5, "exact repeat of line 2"), (6, "natural key (hetu, kuukausi, etuus) appears with different content "
                                            "on lines 4, 6")]
     assert blocks[2] == whole[2] and [r["source_line"] for r in blocks[2]] == [2, 7]
+
+
+def test_a_natural_key_with_an_empty_part_matches_nothing(tmp_path, landing, key):
+    """As SQL equality has it (and staging always had it): rows whose key has an empty part all load."""
+    import dataclasses
+
+    te = dataclasses.replace(C["te"], natural_key=("HETU", "LOPPUPVM"))  # an optional column in the key
+    landing.csv("te", "2021-03", [[A, "186", "01", "2021-03-01", "", "Järvenpää"],
+                                  [A, "186", "02", "2021-03-05", "", "Järvenpää"],
+                                  [B, "186", "01", "2021-03-01", "2021-03-09", "Järvenpää"],
+                                  [B, "186", "01", "2021-03-01", "2021-03-09", "Järvenpää"]])
+    d = landing_zone.scan_partner(landing.root, te, "2021-03")
+    attempt = staging.stage_delivery(tmp_path / "staging", d, te, key)
+    q = pq.read_table(tmp_path / "staging/te/2021-03/quarantine.parquet").to_pylist()
+    assert (attempt.rows_loaded, attempt.rows_quarantined) == (3, 1)
+    assert reasons(q) == [(5, "exact repeat of line 4")]
