@@ -33,17 +33,20 @@ programme_by_person AS (
     SELECT pseudonym, min(first_ttk_start) AS first_ttk_start,
            min(first_coaching_start) AS first_coaching_start
     FROM programme GROUP BY pseudonym
+),
+people AS (  -- one row per person first: the joins below then meet a million rows, not every record
+    SELECT pseudonym, any_value(birth_year) AS birth_year, any_value(sex) AS sex, bool_or(temporary_id) AS temporary_id
+    FROM persons GROUP BY pseudonym
 )
 SELECT p.pseudonym,
-       any_value(p.birth_year)::SMALLINT AS birth_year,
-       any_value(p.sex) AS sex,
+       p.birth_year::SMALLINT AS birth_year,
+       p.sex,
        lp.municipality,
-       bool_or(p.temporary_id) AS temporary_id,
+       p.temporary_id,
        pr.pseudonym IS NOT NULL AS programme_client,
        pr.first_ttk_start,
        pr.first_coaching_start
-FROM persons p
+FROM people p
 LEFT JOIN latest_place lp USING (pseudonym)
 LEFT JOIN programme_by_person pr USING (pseudonym)
-GROUP BY p.pseudonym, lp.municipality, pr.pseudonym, pr.first_ttk_start, pr.first_coaching_start
 ORDER BY p.pseudonym;
