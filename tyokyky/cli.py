@@ -15,11 +15,7 @@ from pathlib import Path
 
 from pipelines.settings import Settings
 from pseudonymize.redact import redact
-
-
-def _fail(message: str, code: int = 2) -> int:
-    print(f"tyokyky: {redact(' '.join(str(message).split()))}", file=sys.stderr)
-    return code
+from tyokyky.errors import fail as _fail
 
 
 class OneLineParser(argparse.ArgumentParser):

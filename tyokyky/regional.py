@@ -44,7 +44,7 @@ def synth_region(args) -> argparse.Namespace:
 
 def cmd_export(args) -> int:
     from pipelines.aggregates import AggregateError, export
-    from tyokyky.cli import _fail
+    from tyokyky.errors import fail as _fail
 
     data = Settings.resolve(data=args.data).data
     try:
@@ -67,7 +67,7 @@ def cmd_pool(args) -> int:
     from pipelines.aggregates import AggregateError
     from pipelines.pooling import pool
     from reports.national import build_national_report
-    from tyokyky.cli import _fail
+    from tyokyky.errors import fail as _fail
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
