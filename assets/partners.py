@@ -64,8 +64,7 @@ def stage_deliveries(context: AssetExecutionContext, tyokyky: TyokykyResource):
             partners = [partner_of(k) for k in context.selected_asset_keys]
             if context.selected_asset_check_keys:
                 quality.warm_up(folder_bytes(tyokyky.settings.landing, partners, periods))
-            summaries = stage_batch(tyokyky.settings, contracts, tyokyky.key(),
-                                    {partner_of(k): periods for k in context.selected_asset_keys})
+            summaries = stage_batch(tyokyky.settings, contracts, tyokyky.key(), {p: periods for p in partners})
             for partner, found in summaries.items():
                 yield _materialization(context, partner, found)
                 staged_now[partner] = [s["period"] for s in found if s["status"] == "loaded"]

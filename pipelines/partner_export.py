@@ -74,7 +74,7 @@ def export_delivery(contract: Contract, partner_key: PartnerKey, raw_file: Path,
     table = table.set_column(table.schema.get_field_index(contract.identifier), contract.identifier, sealed)
     out_folder.mkdir(parents=True)
     target = out_folder / raw_file.name
-    write_delivery(sealed_contract(contract, TOKEN_CHARS), table, target, raw_file, result.rows_read)
+    write_delivery(sealed_contract(contract, TOKEN_CHARS), table.sort_by("_line"), target, raw_file, result.rows_read)
     manifest = {
         "format": MANIFEST_FORMAT,
         "partner": contract.partner,

@@ -113,7 +113,6 @@ def warm_up(batch_bytes: int) -> bool:
     return True
 
 
-
 def validate(contract: Contract, frame: pd.DataFrame) -> tuple[bool, dict]:
     """Run the blocking expectations; (passed, {expectation: unexpected count})."""
     if frame.empty:

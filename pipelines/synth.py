@@ -129,15 +129,15 @@ def _deliver(out: Path, partner: str, when: np.ndarray, codes, values: dict, sta
     contract = load_contracts()[partner]
     order = np.argsort(when, kind="stable")
     when = when[order]
-    table = render(contract, _s(codes).take(pa.array(order)),
-                   {k: _take(v, order) for k, v in values.items()}) if contract.format != "xlsx" else \
-        _typed(contract, _s(codes).take(pa.array(order)), {k: _take(v, order) for k, v in values.items()})
+    table = render(contract, _s(codes).take(pa.array(order)), {k: _take(v, order) for k, v in values.items()},
+                   typed=contract.format == "xlsx")  # a spreadsheet keeps Excel date and number cells
+    as_text = None if typed_as_text is None else typed_as_text[order]
     months, starts = np.unique(when, return_index=True)
     ends = np.append(starts[1:], len(when))
     for month, a, b in zip(months, starts, ends):
         label = str(month)  # YYYY-MM
         created = str((month + 1).astype("datetime64[D]") - 1).replace("-", "")  # the month's last day
-        flags = None if typed_as_text is None else pa.array(typed_as_text[order][a:b])
+        flags = None if as_text is None else pa.array(as_text[a:b])
         write_file(contract, table.slice(a, b - a), out / partner / label, label, created, flags)
     stats["files"] += len(months)
     stats["rows"] += len(when)
@@ -145,22 +145,6 @@ def _deliver(out: Path, partner: str, when: np.ndarray, codes, values: dict, sta
 
 def _take(values, order: np.ndarray):
     return values.take(pa.array(order)) if isinstance(values, (pa.Array, pa.ChunkedArray)) else np.asarray(values)[order]
-
-
-def _typed(contract, codes: pa.Array, values: dict) -> pa.Table:
-    """A spreadsheet keeps dates and numbers typed (Excel cells); only text is rendered."""
-    from schemas.rendering import as_arrow, render_column
-
-    columns = {}
-    for c in contract.columns:
-        if c.type == "identity":
-            columns[c.name] = codes
-        elif c.target not in values:
-            columns[c.name] = pa.nulls(len(codes), pa.string())
-        else:
-            v = as_arrow(values[c.target])
-            columns[c.name] = render_column(c, v) if pa.types.is_string(v.type) else v
-    return pa.table(columns)
 
 
 def _updates(created: np.ndarray, ended: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

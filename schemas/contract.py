@@ -71,6 +71,12 @@ class Contract:
     def encoding(self) -> str:
         return self.file.get("encoding", "utf-8")
 
+    @property
+    def line_end(self) -> str:
+        """How the partner's system ends a line (CRLF for fixed width unless said; readers of the
+        other formats take either)."""
+        return self.file.get("line_end", "\r\n" if self.format == "fixed_width" else "\n")
+
     def column(self, name: str) -> Column:
         for c in self.columns:
             if c.name == name:

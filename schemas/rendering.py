@@ -74,10 +74,11 @@ def render_column(column: Column, values, date_format: str | None = None) -> pa.
     raise TypeError(f"{column.name}: give {column.type} values as text")
 
 
-def render(contract: Contract, codes, values: Mapping[str, object]) -> pa.Table:
+def render(contract: Contract, codes, values: Mapping[str, object], typed: bool = False) -> pa.Table:
     """The text table of a delivery: ``codes`` (identity codes, as text) and ``values`` keyed by
     each column's stored name (``as``); a column left out is empty. Columns are named as in the
-    partner's file, in its order."""
+    partner's file, in its order. ``typed`` keeps dates and numbers as they are (a spreadsheet's
+    date and number cells); only text is rendered then."""
     unknown = set(values) - {c.target for c in contract.data_columns}
     if unknown:
         raise KeyError(f"{contract.partner}: no column is stored as {sorted(unknown)}")
@@ -87,7 +88,8 @@ def render(contract: Contract, codes, values: Mapping[str, object]) -> pa.Table:
         if c.type == "identity":
             columns[c.name] = codes
         elif c.target in values:
-            columns[c.name] = render_column(c, values[c.target])
+            value = as_arrow(values[c.target])
+            columns[c.name] = value if typed and not pa.types.is_string(value.type) else render_column(c, value)
         else:
             columns[c.name] = pa.nulls(len(codes), pa.string())
     return pa.table(columns)

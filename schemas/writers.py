@@ -15,6 +15,7 @@ positions, header and trailer records, JSON keys and the sheet all come from the
 """
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import json
 import re
@@ -74,18 +75,13 @@ def _join(records: pa.Array, gaps: np.ndarray, newline: str) -> bytes:
 
 
 def _encoded(utf8: bytes, encoding: str) -> bytes:
-    return utf8 if encoding.replace("_", "-").lower() in ("utf-8", "utf8") else utf8.decode("utf-8").encode(encoding)
-
-
-def line_end(contract: Contract) -> str:
-    """How the partner's system ends a line (readers take either)."""
-    return contract.file.get("line_end", "\n")
+    return utf8 if codecs.lookup(encoding).name == "utf-8" else utf8.decode("utf-8").encode(encoding)
 
 
 def write_delimited(contract: Contract, table: pa.Table, path: Path) -> None:
     spec = contract.file
     header = spec["delimiter"].join(c.name for c in contract.columns)  # names need no quotes
-    newline = line_end(contract)
+    newline = contract.line_end
     records = _text_records(contract, table) if table.num_rows else pa.array([], pa.string())
     # lines a record spans: a quoted value may hold LF, CRLF or a lone CR, each a line break to the reader
     breaks = [pc.count_substring(records, s).to_numpy(zero_copy_only=False).astype(np.int64) for s in ("\n", "\r", "\r\n")]
@@ -106,7 +102,7 @@ def write_jsonl(contract: Contract, table: pa.Table, path: Path) -> None:
             row[name] = flags.get(row[name], row[name])
     records = pa.array([json.dumps(r, ensure_ascii=False) for r in rows], pa.string())
     lines = table.column("_line").to_numpy()
-    path.write_bytes(_encoded(_join(records, _gaps(lines, np.ones(len(records), np.int64), 1), "\n"),
+    path.write_bytes(_encoded(_join(records, _gaps(lines, np.ones(len(records), np.int64), 1), contract.line_end),
                               contract.encoding))
 
 
@@ -169,7 +165,7 @@ def fill_pattern(pattern: str, **values) -> str:
 
 def _fixed_width_file(contract: Contract, text: pa.Array, order: np.ndarray, header: str, trailer: str,
                       path: Path) -> None:
-    newline = contract.file.get("line_end", "\r\n")
+    newline = contract.line_end
     body = _join(text.take(pa.array(order)), np.zeros(len(order), np.int64), newline)
     path.write_bytes(_encoded((header + newline).encode("utf-8") + body + (trailer + newline).encode("utf-8"),
                               contract.encoding))
@@ -178,7 +174,7 @@ def _fixed_width_file(contract: Contract, text: pa.Array, order: np.ndarray, hea
 def write_fixed_width(contract: Contract, table: pa.Table, path: Path, raw_path: Path, records: int) -> None:
     """``contract`` is the sealed one; header and trailer are the raw file's (the reader checked
     that they hold only the period, the creation date and the count)."""
-    raw = Path(raw_path).read_bytes().decode(contract.encoding).split(contract.file.get("line_end", "\r\n"))
+    raw = Path(raw_path).read_bytes().decode(contract.encoding).split(contract.line_end)
     header, trailer = raw[0], [line for line in raw if line][-1]
     blank = pa.array([" " * contract.file["record_length"]], pa.string())
     text = pa.concat_arrays([fixed_width_records(contract, table), blank]) if table.num_rows else blank
@@ -187,16 +183,17 @@ def write_fixed_width(contract: Contract, table: pa.Table, path: Path, raw_path:
     _fixed_width_file(contract, text, order, header, trailer, path)
 
 
-def write_delivery(contract: Contract, table: pa.Table, path: Path, raw_path: Path, records: int) -> None:
-    """Write ``table`` (text columns named as in the partner's file, plus ``_line``) to ``path``
-    in ``contract``'s format; ``records`` is how many data records the raw file held."""
-    table = table.sort_by("_line")
+def write_delivery(contract: Contract, table: pa.Table, path: Path, raw_path: Path | None, records: int,
+                   typed_as_text: pa.Array | None = None) -> None:
+    """Write ``table`` (text columns named as in the partner's file, plus ``_line``, in line
+    order) to ``path`` in ``contract``'s format; ``records`` is how many data records the raw
+    file (``raw_path``, for a fixed-width header and trailer) held."""
     if contract.format == "delimited":
         write_delimited(contract, table, path)
     elif contract.format == "jsonl":
         write_jsonl(contract, table, path)
     elif contract.format == "xlsx":
-        write_xlsx(contract, table, path)
+        write_xlsx(contract, table, path, typed_as_text)
     else:
         write_fixed_width(contract, table, path, raw_path, records)
 
@@ -211,13 +208,9 @@ def write_file(contract: Contract, table: pa.Table, folder: Path, period: str, c
     path.parent.mkdir(parents=True, exist_ok=True)
     first = 1 if contract.format == "jsonl" else 2  # the other formats start with a header line
     table = table.append_column("_line", pa.array(np.arange(table.num_rows) + first, pa.int64()))
-    if contract.format == "delimited":
-        write_delimited(contract, table, path)
-    elif contract.format == "jsonl":
-        write_jsonl(contract, table, path)
-    elif contract.format == "xlsx":
-        write_xlsx(contract, table, path, typed_as_text)
-    else:
+    if contract.format != "fixed_width":
+        write_delivery(contract, table, path, None, table.num_rows, typed_as_text)
+    else:  # header and trailer made from the contract's patterns, not copied from a raw file
         spec = contract.file
         header = fill_pattern(spec["header"]["pattern"], period=period.replace("-", ""), created=created)
         trailer = fill_pattern(spec["trailer"]["pattern"], count=table.num_rows)

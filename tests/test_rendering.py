@@ -68,9 +68,7 @@ TYPED = {
 def test_written_as_the_contract_says_and_read_back(partner, tmp_path):
     contract = C[partner]
     if contract.format == "xlsx":
-        from pipelines.synth import _typed
-
-        table = _typed(contract, pa.array(CODES), TYPED[partner])
+        table = render(contract, CODES, TYPED[partner], typed=True)
         path = write_file(contract, table, tmp_path, "2022-12", "20221231", pa.array([False, True, False]))
     else:
         table = render(contract, CODES, TYPED[partner])

@@ -6,6 +6,7 @@ otherwise load silently as a smaller month.
 """
 from __future__ import annotations
 
+import codecs
 import re
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def read(contract: Contract, path: Path, period: str) -> ReadResult:
         raise DeliveryRejected("the file is empty")
     if not _every_byte_decodes(contract.encoding):
         decode(raw, contract.encoding)  # undecodable bytes reject the file
-    if spec.get("line_end", "\r\n") == "\r\n" and raw.count(b"\n") != raw.count(b"\r\n"):
+    if contract.line_end == "\r\n" and raw.count(b"\n") != raw.count(b"\r\n"):
         raise DeliveryRejected("records do not end with CRLF as agreed: export the file again")
     try:
         lines = _lines(raw, contract.encoding)
@@ -86,4 +87,4 @@ def read(contract: Contract, path: Path, period: str) -> ReadResult:
 
 def _every_byte_decodes(encoding: str) -> bool:
     """ISO-8859-1 maps every byte to a character: checking a national file would only copy it."""
-    return encoding.replace("_", "-").lower() in ("iso-8859-1", "latin-1", "latin1", "iso8859-1")
+    return codecs.lookup(encoding).name == "iso8859-1"
