@@ -54,16 +54,18 @@ def knowledge_base_and_indicators(context: AssetExecutionContext, tyokyky: Tyoky
         "withdrawn_erased": result.withdrawn_erased,
         "rows_purged_after_withdrawal": result.purged_rows,
         "tables_carried_forward": ", ".join(result.carried_forward) or "none (full build)",
+        "tables_refreshed_by_partner": ", ".join(f"{t} ({', '.join(p)})" for t, p in result.refreshed.items())
+                                       or "none",
         "key_fingerprint": key.short_fingerprint,
         **{f"rows_{t}": n for t, n in result.tables.items()},
     })
     yield MaterializeResult(asset_key=IND_KEY, metadata={"views": len(knowledge_base.sql_files("ind"))})
-    with duckdb.connect(str(result.path), read_only=True) as con:
-        answers = knowledge_base.contract_views_answer(con)  # as evaluators will open it
-        with timing.stage("impact"):
-            quality = matching_quality(con)
+    with duckdb.connect(str(result.path), read_only=True) as con, timing.stage("impact"):
+        quality = matching_quality(con)
+    answers = result.views  # counted on the finished file opened read-only, as evaluators open it
     yield AssetCheckResult(asset_key=IND_KEY, check_name=VIEWS_CHECK, passed=all(
-                               n is not None for n in answers.values()), severity=AssetCheckSeverity.ERROR,
+                               answers.get(v) is not None for v in knowledge_base.REQUIRED_VIEWS),
+                           severity=AssetCheckSeverity.ERROR,
                            metadata={f"rows_{view}": -1 if n is None else n for view, n in answers.items()})
     yield AssetCheckResult(asset_key=IND_KEY, check_name=IMPACT_CHECK, passed=quality.passed,
                            severity=AssetCheckSeverity.WARN,

@@ -5,12 +5,14 @@ The steps of :func:`build`, in order:
 1. :func:`prepare` — refuse staging that mixes key fingerprints; apply the latest consent
    snapshot (withdrawn persons purged from every staging file first, programme clients
    without consent held back); each partner's latest record versions;
-2. :func:`carried_tables` — which kb tables the previous build can give unchanged;
+2. :func:`carried_tables` — which kb tables the previous build can give unchanged (and the
+   by-partner ones it can give but for their changed partners' rows);
 3. a *new* file (a copy of the previous one when tables are carried forward);
 4. the kb tables (sql/kb); 5. the ledger of deliveries and quarantine; 6. build info,
    parameters and the region; 7. the indicators (sql/ind);
-8. :func:`check_before_swap`, and only then the swap with one rename, so evaluators never
-   see a half-built database and a failed build leaves the previous one untouched.
+8. :func:`check_before_swap` and :func:`views_answer_as_opened`, and only then the swap with
+   one rename, so evaluators never see a half-built database and a failed build leaves the
+   previous one untouched.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ from schemas.casting import lit, q, staging_columns
 from schemas.contract import Contract, with_role
 
 HERE = Path(__file__).parent
-KB_TABLES = ["clients", "episodes", "coaching", "status_spells", "benefits", "measurements"]
+KB_TABLES = ["clients", "person_sources", "episodes", "coaching", "status_spells", "benefits", "measurements"]
 REQUIRED_VIEWS = ["employment_outcomes", "coaching_placements", "ttk_process", "pathway_transitions",
                   "measure_change", "cost_savings", "savings_scenario", "data_quality",
                   "impact_estimates", "impact_event_study", "impact_balance"]
@@ -55,6 +57,8 @@ class BuildResult:
     purged_rows: int
     tables: dict[str, int]
     carried_forward: list[str]  # kb tables copied from the previous build (their partners unchanged)
+    views: dict[str, int]       # rows of each view of the evaluators' contract, on the file swapped in
+    refreshed: dict[str, list[str]]  # by-partner kb tables carried forward but for these partners' rows
 
 
 def load_parameters(path: str | Path | None = None) -> dict:
@@ -264,6 +268,12 @@ def _document(con) -> None:
 DEPENDS = re.compile(r"^--\s*depends:\s*(.+)$", re.MULTILINE)
 
 
+def depends_on(path: Path, folder: str) -> list[str]:
+    """What a SQL file reads from its own folder, from its ``-- depends:`` header lines."""
+    names = [n.strip() for m in DEPENDS.findall(path.read_text()) for n in m.split(",")]
+    return [n.split(".")[-1] for n in names if n.startswith(f"{folder}.")]
+
+
 def sql_files(folder: str) -> list[Path]:
     """The folder's SQL files in an order that creates every object after what it reads.
 
@@ -272,8 +282,7 @@ def sql_files(folder: str) -> list[Path]:
     files = {p.stem: p for p in sorted((HERE / "sql" / folder).glob("*.sql"))}
     needs = {}
     for stem, path in files.items():
-        names = [n.strip() for m in DEPENDS.findall(path.read_text()) for n in m.split(",")]
-        needs[stem] = [n.split(".")[-1] for n in names if n.startswith(f"{folder}.")]
+        needs[stem] = depends_on(path, folder)
         if missing := [n for n in needs[stem] if n not in files]:
             raise KnowledgeBaseError(f"{path.name} depends on {', '.join(missing)}, which no SQL file makes")
     ordered: list[str] = []
@@ -295,22 +304,31 @@ def sql_files(folder: str) -> list[Path]:
 
 
 STAGING_VIEW = re.compile(r"\bstg_([a-z0-9_]+)")
+BY_PARTNER = re.compile(r"^--\s*refresh:\s*by partner\s*$", re.MULTILINE)
+CREATE_AS = re.compile(r"^CREATE TABLE (kb\.[a-z0-9_]+) AS\s", re.MULTILINE)
 
 
 def table_sources(contracts: dict[str, Contract]) -> dict[str, set[str]]:
     """Which partners each kb table is made from: the staging views (``stg_<partner>``) its SQL
-    reads. A table whose partners are all unchanged is carried forward from the previous build."""
-    sources = {}
-    for path in sql_files("kb"):
+    reads, and those of the kb tables it depends on. A table whose partners are all unchanged is
+    carried forward from the previous build."""
+    sources: dict[str, set[str]] = {}
+    for path in sql_files("kb"):  # dependencies first
         found = set(STAGING_VIEW.findall(path.read_text()))
         if unknown := found - set(contracts):
             raise KnowledgeBaseError(f"{path.name} reads staging of unknown partner(s) {', '.join(sorted(unknown))}")
-        sources[path.stem] = found
+        sources[path.stem] = found.union(*(sources[d] for d in depends_on(path, "kb")))
     return sources
 
 
-def _previous_inputs(target: Path, key_fingerprint: str, exclusion: str) -> dict[str, str] | None:
-    """The partner signatures of the previous build, if it can be carried forward."""
+def by_partner(path: Path) -> bool:
+    """A kb table with a ``partner`` column whose SQL says ``-- refresh: by partner``: when some of
+    its partners change, only their rows are made again (the others' are carried forward)."""
+    return bool(BY_PARTNER.search(path.read_text()))
+
+
+def _previous_inputs(target: Path, key_fingerprint: str, exclusion: str) -> tuple[dict[str, str], set[str]] | None:
+    """The partner signatures and kb tables of the previous build, if it can be carried forward."""
     if not target.exists():
         return None
     try:
@@ -318,7 +336,9 @@ def _previous_inputs(target: Path, key_fingerprint: str, exclusion: str) -> dict
             info = prev.sql("SELECT key_fingerprint, pipeline_version, exclusion_digest FROM kb.build_info").fetchall()
             if info != [(key_fingerprint, PIPELINE_VERSION, exclusion)]:
                 return None
-            return dict(prev.sql("SELECT partner, signature FROM kb.build_inputs").fetchall())
+            tables = {t for (t,) in prev.sql("SELECT table_name FROM information_schema.tables "
+                                             "WHERE table_schema = 'kb'").fetchall()}
+            return dict(prev.sql("SELECT partner, signature FROM kb.build_inputs").fetchall()), tables
     except duckdb.Error:
         return None
 
@@ -387,14 +407,38 @@ def prepare(staging: Path, contracts: dict[str, Contract], key_fingerprint: str)
                     current, exclusion)
 
 
-def carried_tables(target: Path, key_fingerprint: str, prep: Prepared, contracts: dict[str, Contract]) -> set[str]:
+@dataclass
+class Carried:
+    """What the previous build gives this one: whole kb tables, and by-partner tables but for the
+    rows of their changed partners (made again)."""
+
+    tables: set[str]
+    refresh: dict[str, set[str]]   # by-partner table -> partners whose rows are made again
+
+    @property
+    def kept(self) -> set[str]:
+        return self.tables | set(self.refresh)
+
+
+def carried_tables(target: Path, key_fingerprint: str, prep: Prepared, contracts: dict[str, Contract]) -> Carried:
     """Step 2: the kb tables the previous build can give as they are (same key, pipeline and
-    exclusions, and every partner they are made from unchanged)."""
+    exclusions, and every partner they are made from unchanged), and the by-partner tables it
+    can give but for their changed partners' rows."""
     previous = _previous_inputs(target, key_fingerprint, prep.exclusion)
     if previous is None:
-        return set()
-    return {t for t, sources in table_sources(contracts).items()
-            if all(previous.get(p) == prep.signatures[p] for p in sources)}
+        return Carried(set(), {})
+    signatures, present = previous
+    sources = table_sources(contracts)
+    carried = Carried(set(), {})
+    for path in sql_files("kb"):
+        if path.stem not in present:
+            continue
+        changed = {p for p in sources[path.stem] if signatures.get(p) != prep.signatures[p]}
+        if not changed:
+            carried.tables.add(path.stem)
+        elif by_partner(path):
+            carried.refresh[path.stem] = changed
+    return carried
 
 
 def _open_new_file(target: Path, carried: set[str]) -> tuple[Path, duckdb.DuckDBPyConnection]:
@@ -420,7 +464,19 @@ def _open_new_file(target: Path, carried: set[str]) -> tuple[Path, duckdb.DuckDB
     return building, con
 
 
-def _kb_tables(con, prep: Prepared, carried: set[str]) -> None:
+def _refresh(con, path: Path, partners: set[str]) -> None:
+    """Make the rows of ``partners`` of a by-partner table again; the others' rows stay as carried.
+    The filter on the partner column leaves the other partners' staging unread."""
+    text = path.read_text()
+    if not (table := CREATE_AS.search(text)):
+        raise KnowledgeBaseError(f"{path.name} is refreshed by partner but has no 'CREATE TABLE kb.<name> AS' line")
+    select = text[table.end():].strip().rstrip(";")
+    names = ", ".join(lit(p) for p in sorted(partners))
+    con.execute(f"DELETE FROM {table.group(1)} WHERE partner IN ({names})")
+    con.execute(f"INSERT INTO {table.group(1)} SELECT * FROM ({select}) WHERE partner IN ({names})")
+
+
+def _kb_tables(con, prep: Prepared, carried: Carried) -> None:
     """Step 4: the kb tables from staging (sql/kb), persons held back left out."""
     con.register("held_back_rows", prep.held_back)
     con.execute("CREATE TEMP TABLE excluded AS SELECT pseudonym FROM held_back_rows")
@@ -429,7 +485,9 @@ def _kb_tables(con, prep: Prepared, carried: set[str]) -> None:
                         WHERE pseudonym NOT IN (SELECT pseudonym FROM excluded)""")
     with timing.stage("kb"):
         for path in sql_files("kb"):
-            if path.stem not in carried:
+            if path.stem in carried.refresh:
+                _refresh(con, path, carried.refresh[path.stem])
+            elif path.stem not in carried.tables:
                 con.execute(path.read_text())
 
 
@@ -514,16 +572,24 @@ def _indicators(con) -> None:
 
 
 def check_before_swap(con) -> dict[str, int]:
-    """Step 8: every contract view answers and kb.clients has one row per person, or the build
-    is not swapped in. Returns the rows of each kb table."""
-    with timing.stage("impact"):   # the impact views are most of what this asks for
-        answers = contract_views_answer(con)
-    if silent := [v for v, n in answers.items() if n is None]:
-        raise KnowledgeBaseError(f"indicator view(s) {', '.join(silent)} do not answer; the build is not swapped in")
+    """Step 8a: kb.clients has one row per person, or the build is not swapped in. Returns the
+    rows of each kb table."""
     dupes = con.sql("SELECT count(*) - count(DISTINCT pseudonym) FROM kb.clients").fetchall()[0][0]
     if dupes:
         raise KnowledgeBaseError(f"kb.clients has {dupes} duplicate pseudonyms; the build is not swapped in")
     return {t: con.sql(f"SELECT count(*) FROM kb.{t}").fetchall()[0][0] for t in KB_TABLES + ["quarantine", "deliveries"]}
+
+
+def views_answer_as_opened(building: Path) -> dict[str, int]:
+    """Step 8b: every contract view answers on the finished file opened read-only, as evaluators
+    will open it (a view that leans on something of the build's own session fails here), or the
+    build is not swapped in. Returns the rows of each view: the one evaluation of them per build."""
+    with timing.stage("impact"):   # the impact views are most of what this asks for
+        with duckdb.connect(str(building), read_only=True, config=duckdb_config()) as con:
+            answers = contract_views_answer(con)
+    if silent := [v for v, n in answers.items() if n is None]:
+        raise KnowledgeBaseError(f"indicator view(s) {', '.join(silent)} do not answer; the build is not swapped in")
+    return answers
 
 
 def build(staging: Path, target: Path, contracts: dict[str, Contract], key_fingerprint: str,
@@ -539,7 +605,7 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
         prep = prepare(staging, contracts, key_fingerprint)
     carried = carried_tables(target, key_fingerprint, prep, contracts)
     as_of = as_of_date(prep, contracts)
-    building, con = _open_new_file(target, carried)
+    building, con = _open_new_file(target, carried.kept)
     try:
         _kb_tables(con, prep, carried)
         _ledger_tables(con, prep, landing_scan)
@@ -549,11 +615,13 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
         tables = check_before_swap(con)
         programme_clients = con.sql("SELECT programme_clients FROM kb.build_info").fetchall()[0][0]
         con.execute("CHECKPOINT")
+        con.close()
+        views = views_answer_as_opened(building)
     except BaseException:
         con.close()
         building.unlink(missing_ok=True)
         raise
-    con.close()
     os.replace(building, target)
     return BuildResult(target, as_of, tables["clients"], programme_clients, prep.held_back.num_rows, prep.withdrawn,
-                       prep.purged_rows, tables, sorted(carried))
+                       prep.purged_rows, tables, sorted(carried.tables), views,
+                       {t: sorted(p) for t, p in sorted(carried.refresh.items())})

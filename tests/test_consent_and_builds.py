@@ -222,14 +222,24 @@ def _everything(data):
 
 def test_incremental_build_carries_tables_forward_and_equals_a_fresh_build(tmp_path, key_file, built_once):
     landing, data = built_once
-    landing.csv("te", "2023-01", [[handmade.P6, "858", "11", "2023-01-10", "", "Tuusula"]])
-    build(landing.root, data, key_file)
     settings = Settings(landing.root, data, key_file)
-    again = knowledge_base.build(settings.staging, settings.kb_path, load_contracts(),
-                                 load_key_file(key_file).fingerprint,
+    previous = settings.kb_path.read_bytes()
+    landing.csv("te", "2023-01", [[handmade.P6, "858", "11", "2023-01-10", "", "Tuusula"],
+                                  [handmade.P1, "186", "01", "2023-01-02", "", "Järvenpää"]])
+    build(landing.root, data, key_file)
+    settings.kb_path.write_bytes(previous)  # the build before the TE month, to build over it again here
+    fingerprint = load_key_file(key_file).fingerprint
+    one_month = knowledge_base.build(settings.staging, settings.kb_path, load_contracts(), fingerprint,
+                                     landing_scan=landing_zone.scan(landing.root, load_contracts()))
+    # TE changed: its tables and kb.clients are made again, kb.person_sources for TE's rows only
+    assert one_month.carried_forward == ["benefits", "coaching", "episodes", "measurements"]
+    assert one_month.refreshed == {"person_sources": ["te"]}
+    again = knowledge_base.build(settings.staging, settings.kb_path, load_contracts(), fingerprint,
                                  landing_scan=landing_zone.scan(landing.root, load_contracts()))
     # nothing changed since: every table is carried forward (kb.clients too: all its partners are unchanged)
-    assert again.carried_forward == ["benefits", "clients", "coaching", "episodes", "measurements", "status_spells"]
+    assert again.carried_forward == ["benefits", "clients", "coaching", "episodes", "measurements",
+                                     "person_sources", "status_spells"]
+    assert again.refreshed == {}
     fresh = tmp_path / "fresh"
     build(landing.root, fresh, key_file)
     assert _everything(data) == _everything(fresh)

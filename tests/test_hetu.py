@@ -1,6 +1,7 @@
 """Identity-code validation and pseudonyms (python-stdnum's vectors and properties)."""
 import hmac
 import pickle
+import random
 
 import pytest
 from hypothesis import given, settings
@@ -138,6 +139,7 @@ def test_memo_gives_the_same_pseudonyms_and_hashes_each_code_once():
     the century sign is part of the code (A and - differ), invalid codes stay unhashed."""
     first = _valid_codes(3000) + ["131052-308U", None, " 131052a308t "]
     second = _valid_codes(4000, start=1500) + ["131052-308T", "xx"]
+    random.Random(7).shuffle(second)  # looked up in sorted order, given in any order
     memo = PseudonymMemo()
     with_memo = [pseudonymize_column(c, KEY, memo).to_pylist() for c in (first, second, first)]
     without = [pseudonymize_column(c, KEY).to_pylist() for c in (first, second, first)]

@@ -260,6 +260,26 @@ def test_a_delivery_checked_in_blocks_gives_what_one_piece_gives(tmp_path, landi
     assert blocks[2] == whole[2] and [r["source_line"] for r in blocks[2]] == [2, 7]
 
 
+def test_loaded_rows_keep_line_order_across_chunks_and_threads(tmp_path, landing, key, monkeypatch):
+    """Staged rows are written in line order without a sort: chunks go into DuckDB in line order
+    and DuckDB keeps insertion order across its threads (several row groups per chunk here)."""
+    import numpy as np
+
+    from pipelines.synth import make_codes
+    from schemas.readers import fixed_width
+
+    codes, _, _ = make_codes(np.random.default_rng(5), 300_000)
+    landing.kela("2021-03", [(c, "202103", "TMTU", 20, 70000 + i % 7, 35000) for i, c in enumerate(codes)])
+    monkeypatch.setattr(fixed_width, "BLOCK_ROWS", 130_000)
+    monkeypatch.setattr(staging, "CHUNK_ROWS", 130_000)
+    d = landing_zone.scan_partner(landing.root, C["kela"], "2021-03")
+    attempt = staging.stage_delivery(tmp_path / "staging", d, C["kela"], key)
+    rows = pq.read_table(tmp_path / "staging/kela/2021-03/rows.parquet", columns=["source_line", "paid_eur"])
+    assert attempt.rows_loaded == rows.num_rows == 300_000
+    assert rows.column("source_line").to_pylist() == list(range(2, 300_002))
+    assert [float(v) for v in rows.column("paid_eur").to_pylist()[:8]] == [700.0, 700.01, 700.02, 700.03, 700.04, 700.05, 700.06, 700.0]
+
+
 def test_a_natural_key_with_an_empty_part_matches_nothing(tmp_path, landing, key):
     """As SQL equality has it (and staging always had it): rows whose key has an empty part all load."""
     import dataclasses
