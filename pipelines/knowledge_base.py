@@ -206,7 +206,7 @@ def _latest_versions(con, contract: Contract, files: list[Path], staging: Path, 
             QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY delivery_period DESC, line DESC) > 1)"""
     elif files:  # a hash finds the keys delivered more than once (a collision only sends more rows to the window)
         rows = f"""(
-            WITH rows AS (SELECT filename AS file, source_line AS line, delivery_period, {key}, hash({key}) AS _key
+            WITH rows AS NOT MATERIALIZED (SELECT filename AS file, source_line AS line, delivery_period, {key}, hash({key}) AS _key
                           FROM read_parquet({_files_sql(files)}, union_by_name = true, filename = true)
                           WHERE pseudonym IS NOT NULL)
             SELECT file, line FROM rows WHERE _key IN (SELECT _key FROM rows GROUP BY _key HAVING count(*) > 1)
