@@ -42,6 +42,12 @@ def parsed_name(contract: Contract, column: Column) -> str:
     return f"p{contract.columns.index(column)}"
 
 
+def digits_sql(expr: str, fewest: int, most: int | None = None) -> str:
+    """``expr`` is ``fewest`` to ``most`` ASCII digits, as GLOB patterns: a regular expression made
+    a quarter of the checks of a Kela delivery, these a tenth."""
+    return "(" + " OR ".join(f"{expr} GLOB '{'[0-9]' * n}'" for n in range(fewest, (most or fewest) + 1)) + ")"
+
+
 def _column_sql(contract: Contract, c: Column) -> tuple[str, str, list[tuple[str, str]]]:
     """(parse expression over the raw text, typed expression over the parsed value,
     (condition, reason) checks over raw / parsed / typed names) for one column."""
@@ -67,17 +73,16 @@ def _column_sql(contract: Contract, c: Column) -> tuple[str, str, list[tuple[str
         return parse, f"CASE WHEN {in_range} THEN {p} END", checks
     if c.type == "month":
         checks.append((parse_failed, f"{c.name}: not a month YYYYMM"))
-        return (f"CASE WHEN regexp_full_match({r}, '[0-9]{{6}}') THEN try_strptime({r} || '01', '%Y%m%d')::DATE END",
+        return (f"CASE WHEN {digits_sql(r, 6)} THEN try_strptime({r} || '01', '%Y%m%d')::DATE END",
                 p, checks)
     if c.type == "municipality":
         checks.append((parse_failed, f"{c.name}: not a municipality code of 1–3 digits"))
-        return f"CASE WHEN regexp_full_match({r}, '[0-9]{{1,3}}') THEN lpad({r}, 3, '0') END", p, checks
+        return f"CASE WHEN {digits_sql(r, 1, 3)} THEN lpad({r}, 3, '0') END", p, checks
     if c.type == "boolean":
         checks.append((parse_failed, f"{c.name}: not true or false"))
         return f"CASE {r} WHEN 'true' THEN true WHEN 'false' THEN false END", p, checks
     if c.type in ("integer", "cents"):
-        pattern = f"[0-9]{{{c.digits}}}" if c.digits else "-?[0-9]+"
-        ok = f"regexp_full_match({r}, {lit(pattern)})"
+        ok = digits_sql(r, c.digits) if c.digits else f"regexp_full_match({r}, '-?[0-9]+')"
         what = f"a number of {c.digits} digits" if c.digits else "a whole number"
         checks.append((parse_failed, f"{c.name}: not {what}"))
         parse = (f"CASE WHEN {ok} THEN TRY_CAST(TRY_CAST({r} AS DECIMAL(18, 0)) / 100 AS DECIMAL(14, 2)) END"

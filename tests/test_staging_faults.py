@@ -294,3 +294,19 @@ def test_a_natural_key_with_an_empty_part_matches_nothing(tmp_path, landing, key
     q = pq.read_table(tmp_path / "staging/te/2021-03/quarantine.parquet").to_pylist()
     assert (attempt.rows_loaded, attempt.rows_quarantined) == (3, 1)
     assert reasons(q) == [(5, "exact repeat of line 4")]
+
+
+@pytest.mark.parametrize("fewest, most, pattern", [(3, None, "[0-9]{3}"), (6, None, "[0-9]{6}"), (1, 3, "[0-9]{1,3}")])
+def test_digit_checks_match_the_regular_expression_they_replace(fewest, most, pattern):
+    """The digit checks are GLOB patterns for speed; they accept exactly what the regular expression did."""
+    import duckdb
+
+    from schemas.casting import digits_sql
+
+    values = ["1", "12", "123", "1234", "123456", "1234567", "", " 12", "12 ", "-12", "+12", "1a2", "١٢٣", "１２３",
+              "12\n", "1e2", "[0-9]", "1?3", "1*", "12.0"]
+    with duckdb.connect() as con:
+        rows = con.execute(f"SELECT v, {digits_sql('v', fewest, most)}, regexp_full_match(v, '{pattern}') "
+                           "FROM (SELECT unnest(?) AS v)", [values]).fetchall()
+    assert [v for v, glob, regex in rows if glob != regex] == []
+    assert sum(glob for _, glob, _ in rows) == {3: 1, 6: 1, 1: 3}[fewest]
