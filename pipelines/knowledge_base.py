@@ -327,14 +327,21 @@ def by_partner(path: Path) -> bool:
     return bool(BY_PARTNER.search(path.read_text()))
 
 
+def kb_sql_digest() -> str:
+    """Identifies the kb tables' SQL: a table made by other SQL is never carried forward."""
+    return hashlib.sha256("".join(f"{p.name}\n{p.read_text()}" for p in sql_files("kb")).encode()).hexdigest()
+
+
 def _previous_inputs(target: Path, key_fingerprint: str, exclusion: str) -> tuple[dict[str, str], set[str]] | None:
-    """The partner signatures and kb tables of the previous build, if it can be carried forward."""
+    """The partner signatures and kb tables of the previous build, if it can be carried forward
+    (same key, pipeline, exclusions and kb SQL; a file of an older build without them cannot)."""
     if not target.exists():
         return None
     try:
         with duckdb.connect(str(target), read_only=True) as prev:
-            info = prev.sql("SELECT key_fingerprint, pipeline_version, exclusion_digest FROM kb.build_info").fetchall()
-            if info != [(key_fingerprint, PIPELINE_VERSION, exclusion)]:
+            info = prev.sql("SELECT key_fingerprint, pipeline_version, exclusion_digest, kb_sql_sha256 "
+                            "FROM kb.build_info").fetchall()
+            if info != [(key_fingerprint, PIPELINE_VERSION, exclusion, kb_sql_digest())]:
                 return None
             tables = {t for (t,) in prev.sql("SELECT table_name FROM information_schema.tables "
                                              "WHERE table_schema = 'kb'").fetchall()}
@@ -550,9 +557,9 @@ def _build_info(con, prep: Prepared, as_of: dt.date | None, key_fingerprint: str
             (SELECT count(*) FROM kb.clients WHERE programme_client) AS programme_clients,
             ?::BIGINT AS awaiting_consent, ?::BIGINT AS withdrawn_erased,
             (SELECT count(*) FROM kb.clients WHERE NOT programme_client) AS comparison_population,
-            ? AS exclusion_digest""",
+            ? AS exclusion_digest, ? AS kb_sql_sha256""",
                 [as_of, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), key_fingerprint, PIPELINE_VERSION,
-                 prep.consent_period, prep.held_back.num_rows, prep.withdrawn, prep.exclusion])
+                 prep.consent_period, prep.held_back.num_rows, prep.withdrawn, prep.exclusion, kb_sql_digest()])
     s, sup = parameters["savings_scenario"], parameters["suppression"]
     con.execute("""CREATE TABLE kb.parameters AS SELECT ?::INTEGER AS long_term_unemployed,
             ?::DOUBLE AS employment_rate, ?::DECIMAL(14, 2) AS municipal_labour_market_subsidy_eur,

@@ -236,11 +236,13 @@ def write_loaded(contract: Contract, con: duckdb.DuckDBPyConnection, rows_path: 
             erased = con.sql(f"SELECT count(*) FROM checked WHERE {passed} "
                              "AND pseudonym IN (SELECT pseudonym FROM erase)").fetchall()[0][0]
             keep = "AND pseudonym NOT IN (SELECT pseudonym FROM erase)" if erased else ""
-        # in line order without a sort: ``checked`` was filled chunk by chunk in line order, and
-        # DuckDB keeps insertion order (preserve_insertion_order, never turned off here)
+        # in line order: ``checked`` was filled chunk by chunk in line order and DuckDB keeps insertion
+        # order through a plain filter, so no sort is needed; erasing withdrawn persons (a join) writes
+        # blocks out of order, so then the rows are sorted
+        order = "ORDER BY _line" if keep else ""
         loaded = con.execute(f"""
             COPY (SELECT {ids}, {targets}, _line AS source_line{extra}, {lit(period)} AS delivery_period
-                  FROM checked WHERE {passed} {keep})
+                  FROM checked WHERE {passed} {keep} {order})
             TO {lit(rows_path)} (FORMAT parquet, COMPRESSION zstd)""").fetchall()[0][0]
         quarantined = con.sql(
             "SELECT _line AS line, reason FROM checked WHERE reason IS NOT NULL ORDER BY line").to_arrow_table()

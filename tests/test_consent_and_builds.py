@@ -220,7 +220,8 @@ def _everything(data):
         con.close()
 
 
-def test_incremental_build_carries_tables_forward_and_equals_a_fresh_build(tmp_path, key_file, built_once):
+def test_incremental_build_carries_tables_forward_and_equals_a_fresh_build(tmp_path, key_file, built_once,
+                                                                          monkeypatch):
     landing, data = built_once
     settings = Settings(landing.root, data, key_file)
     previous = settings.kb_path.read_bytes()
@@ -240,6 +241,11 @@ def test_incremental_build_carries_tables_forward_and_equals_a_fresh_build(tmp_p
     assert again.carried_forward == ["benefits", "clients", "coaching", "episodes", "measurements",
                                      "person_sources", "status_spells"]
     assert again.refreshed == {}
+    monkeypatch.setattr(knowledge_base, "kb_sql_digest", lambda: "other SQL")  # a kb table's SQL changed
+    remade = knowledge_base.build(settings.staging, settings.kb_path, load_contracts(), fingerprint,
+                                  landing_scan=landing_zone.scan(landing.root, load_contracts()))
+    assert (remade.carried_forward, remade.refreshed) == ([], {})
+    monkeypatch.undo()
     fresh = tmp_path / "fresh"
     build(landing.root, fresh, key_file)
     assert _everything(data) == _everything(fresh)

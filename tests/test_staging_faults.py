@@ -4,8 +4,10 @@ Each asserts the status, the reason a partner could act on, and the counts
 (rows_read = rows_loaded + rows_quarantined for every loaded delivery).
 """
 import datetime as dt
+import hashlib
 import json
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -278,6 +280,12 @@ def test_loaded_rows_keep_line_order_across_chunks_and_threads(tmp_path, landing
     assert attempt.rows_loaded == rows.num_rows == 300_000
     assert rows.column("source_line").to_pylist() == list(range(2, 300_002))
     assert [float(v) for v in rows.column("paid_eur").to_pylist()[:8]] == [700.0, 700.01, 700.02, 700.03, 700.04, 700.05, 700.06, 700.0]
+    # a withdrawn person's rows are erased as they are written (a join): the rest stay in line order
+    withdrawn = hashlib.sha256(key.pseudonym(str(codes[1000])).encode()).hexdigest()
+    erasure = staging.Withdrawal(pa.table({"erasure_token": [withdrawn]}), "test")
+    attempt = staging.stage_delivery(tmp_path / "erased", d, C["kela"], key, withdrawal=erasure)
+    lines = pq.read_table(tmp_path / "erased/kela/2021-03/rows.parquet", columns=["source_line"]).column(0).to_pylist()
+    assert attempt.rows_erased == 1 and lines == [n for n in range(2, 300_002) if n != 1002]
 
 
 def test_a_natural_key_with_an_empty_part_matches_nothing(tmp_path, landing, key):
