@@ -263,8 +263,9 @@ def test_a_delivery_checked_in_blocks_gives_what_one_piece_gives(tmp_path, landi
 
 
 def test_loaded_rows_keep_line_order_across_chunks_and_threads(tmp_path, landing, key, monkeypatch):
-    """Staged rows are written in line order without a sort: chunks go into DuckDB in line order
-    and DuckDB keeps insertion order across its threads (several row groups per chunk here)."""
+    """Staged rows are written in line order: without a sort, as chunks go into DuckDB in line order
+    and DuckDB keeps insertion order across its threads (several row groups per chunk here); sorted
+    when a withdrawn person's rows are erased on the way (that join writes blocks out of order)."""
     import numpy as np
 
     from pipelines.synth import make_codes
