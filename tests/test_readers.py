@@ -75,6 +75,40 @@ def test_fixed_width_record_of_wrong_length_is_a_row_error(landing):
     assert r.row_errors == [(3, "record is 5 characters long, expected 44")] and r.rows_read == 2
 
 
+@pytest.mark.parametrize("other", [False, True])
+def test_fixed_width_blank_fields_are_null_in_ascii_and_other_records(landing, other):
+    """Printable-ASCII records take the byte-slicing path, a block with any other character the
+    character path: a blank field (spaces, or a tab) is NULL in either."""
+    p = landing.kela("2021-01", [(A, "202101", "PPR", 20, 123456, 0)])
+    head, first = p.read_bytes().split(b"\r\n")[:2]
+    blank = A.encode() + b"202101" + b"    " + b"   " + b"0000000100" + b"          "
+    records = [first, blank] + ([A.encode() + b"202101" + "PPRÄ".encode("latin-1") + b"\t\t\t" + b"0" * 20]
+                                if other else [])
+    p.write_bytes(b"\r\n".join([head, *records, b"LOPPU%09d" % len(records), b""]))
+    r = read(p, "kela", "2021-01")
+    t = r.table.to_pylist()
+    assert not r.row_errors and [x["_line"] for x in t] == [2, 3, 4][:len(records)]
+    assert (t[0]["etuus"], t[0]["paivat"], t[0]["maksettu"]) == ("PPR ", "020", "0000123456")
+    assert (t[1]["etuus"], t[1]["paivat"], t[1]["maksettu"], t[1]["kunnan_osuus"]) == (None, None, "0000000100", None)
+    if other:
+        assert (t[2]["etuus"], t[2]["paivat"]) == ("PPRÄ", None)
+
+
+def test_fixed_width_byte_slices_equal_character_slices():
+    import random
+
+    import pyarrow as pa
+
+    from schemas.readers.fixed_width import _ascii_field, _text_field
+    rng = random.Random(7)
+    alphabet = [chr(i) for i in range(32, 127)]
+    records = ["".join(rng.choice(alphabet + [" "] * 40) for _ in range(12)) for _ in range(3000)]
+    records += [" " * 12, "a" + " " * 11, " " * 11 + "z"]
+    block = pa.array(records).slice(5)   # as a block of a delivery: an offset into the records
+    for start, end in [(0, 1), (0, 4), (3, 9), (11, 12), (0, 12)]:
+        assert _ascii_field(block, start, end).equals(_text_field(block, start, end))
+
+
 def test_xlsx_excel_dates_and_typed_dates(landing):
     p = landing.valmennus("2021-06", [
         [A, dt.datetime(2021, 6, 7), None, "1.8.2021", "Avoin", 37.5, "G"],

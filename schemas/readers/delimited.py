@@ -70,12 +70,13 @@ def read(contract: Contract, path: Path, period: str) -> ReadResult:
     text = decode(raw, contract.encoding)
     if text.startswith("\ufeff"):
         text = text[1:]  # BOM: the spec says utf-8 files carry one; one missing is tolerated
-    if not text.strip():
+    if not text or text.isspace():  # (text.strip() would copy a national file to find out)
         raise DeliveryRejected("the file is empty")
     # pyarrow parses UTF-8: a UTF-8 file is passed as is (less its BOM), others transcoded
     utf8 = contract.encoding.replace("_", "-").lower() in ("utf-8", "utf8")
     data = (raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw) if utf8 else text.encode("utf-8")
-    first_line = text.split("\n", 1)[0].rstrip("\r")
+    end = text.find("\n")
+    first_line = (text if end < 0 else text[:end]).rstrip("\r")   # (split would copy the rest of the file)
     header = [h.strip().strip('"') if spec.get("quoting") else h.strip()
               for h in first_line.split(spec["delimiter"])]
     check_columns(contract, header)

@@ -38,7 +38,7 @@ def _lines(raw: bytes, encoding: str) -> pa.Array:
 def read(contract: Contract, path: Path, period: str) -> ReadResult:
     spec = contract.file
     raw = path.read_bytes()  # binary: text mode would hide the CRLF record ends
-    if not raw.strip():
+    if not raw or raw.isspace():  # (raw.strip() would copy a national file to find out)
         raise DeliveryRejected("the file is empty")
     if not _every_byte_decodes(contract.encoding):
         decode(raw, contract.encoding)  # undecodable bytes reject the file
@@ -76,13 +76,28 @@ def read(contract: Contract, path: Path, period: str) -> ReadResult:
     columns: dict[str, list] = {c.name: [] for c in contract.columns}
     for start in range(0, len(records), BLOCK_ROWS):
         block = records.slice(start, BLOCK_ROWS)
+        field = _ascii_field if pc.all(pc.ascii_is_printable(block)).as_py() else _text_field
         for c in contract.columns:
-            field = pc.utf8_slice_codeunits(block, c.start - 1, c.end)
-            columns[c.name].append(pc.if_else(pc.equal(pc.utf8_trim_whitespace(field), ""),
-                                              pa.scalar(None, pa.string()), field))
+            columns[c.name].append(field(block, c.start - 1, c.end))
     del records
     return ReadResult(text_table({k: pa.chunked_array(v, pa.string()) for k, v in columns.items()},
                                  line_numbers[ok]), errors)
+
+
+def _text_field(block: pa.Array, start: int, end: int) -> pa.Array:
+    """Characters ``start:end`` of each record; NULL where they are blank (Unicode whitespace)."""
+    field = pc.utf8_slice_codeunits(block, start, end)
+    return pc.if_else(pc.equal(pc.utf8_trim_whitespace(field), ""), pa.scalar(None, pa.string()), field)
+
+
+def _ascii_field(block: pa.Array, start: int, end: int) -> pa.Array:
+    """The same for records of printable ASCII only (what Kela sends), seven times faster: a
+    character is a byte, so the field is a byte slice, and the only blank character is the
+    space (a tab or other control character would take the block to :func:`_text_field`).
+    The slice's text is kept as is; blanks are marked NULL in its validity bitmap."""
+    field = pc.binary_slice(block.view(pa.binary()), start, end).view(pa.string())
+    present = pc.invert(pc.ascii_is_space(field))   # fields are never empty: records have their length
+    return pa.Array.from_buffers(pa.string(), len(field), [present.buffers()[1], *field.buffers()[1:]])
 
 
 def _every_byte_decodes(encoding: str) -> bool:
