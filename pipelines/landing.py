@@ -12,10 +12,12 @@ import hashlib
 import json
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines import timing
+from pipelines.limits import THREADS
 from pseudonymize.redact import redact, redact_count
 from schemas.contract import Contract
 
@@ -214,30 +216,43 @@ def _scan(landing: Path, contracts: dict[str, Contract], hash_cache: Path | None
         raise LandingError(f"landing zone {landing} is not a readable folder: "
                            "pass --landing DIR or set TYOKYKY_LANDING")
     root = landing.resolve()
-    deliveries, ignored = [], []
-    for partner_dir in _listing(landing, landing, ignored):
-        name = shown(partner_dir.name)
-        contract = contracts.get(partner_dir.name)
-        if not partner_dir.is_dir() or _outside(partner_dir, root):
-            what = ("a link to outside the landing zone; not followed" if _outside(partner_dir, root)
-                    else "a file at the landing zone's top level (deliveries go into <partner>/<YYYY-MM>/); ignored")
-            ignored.append(Ignored(name, what, _names_redacted([partner_dir])))
-            continue
-        if contract is None:
-            ignored.append(Ignored(name, "folder in the landing zone is not a known partner; ignored",
-                                   _names_redacted([partner_dir])))
-            continue
-        for folder in _listing(partner_dir, landing, ignored):
-            where = f"{name}/{shown(folder.name)}"
-            if not folder.is_dir():
-                ignored.append(Ignored(where, "a file at the partner's top level (deliveries go into "
-                                              "<partner>/<YYYY-MM>/); ignored", _names_redacted([folder])))
-            elif not PERIOD.fullmatch(folder.name):
-                ignored.append(Ignored(where, "not a YYYY-MM delivery folder; ignored", _names_redacted([folder])))
+    # in scan order: what is ignored, and the inspection of each period folder (hashing its file
+    # releases the GIL, so the files of a national landing zone hash side by side)
+    pending: list = []
+    pool = ThreadPoolExecutor(max_workers=THREADS)
+    try:
+        for partner_dir in _listing(landing, landing, pending):
+            name = shown(partner_dir.name)
+            contract = contracts.get(partner_dir.name)
+            if not partner_dir.is_dir() or _outside(partner_dir, root):
+                what = ("a link to outside the landing zone; not followed" if _outside(partner_dir, root)
+                        else "a file at the landing zone's top level (deliveries go into "
+                             "<partner>/<YYYY-MM>/); ignored")
+                pending.append(Ignored(name, what, _names_redacted([partner_dir])))
+                continue
+            if contract is None:
+                pending.append(Ignored(name, "folder in the landing zone is not a known partner; ignored",
+                                       _names_redacted([partner_dir])))
+                continue
+            for folder in _listing(partner_dir, landing, pending):
+                where = f"{name}/{shown(folder.name)}"
+                if not folder.is_dir():
+                    pending.append(Ignored(where, "a file at the partner's top level (deliveries go into "
+                                                  "<partner>/<YYYY-MM>/); ignored", _names_redacted([folder])))
+                elif not PERIOD.fullmatch(folder.name):
+                    pending.append(Ignored(where, "not a YYYY-MM delivery folder; ignored", _names_redacted([folder])))
+                else:
+                    pending.append(pool.submit(_inspect, contract, folder, hashes, root))
+        deliveries, ignored = [], []
+        for item in pending:
+            if isinstance(item, Ignored):
+                ignored.append(item)
             else:
-                delivery, extra = _inspect(contract, folder, hashes, root)
+                delivery, extra = item.result()
                 deliveries.append(delivery)
                 ignored += extra
+    finally:
+        pool.shutdown(cancel_futures=True)
     hashes.save()
     return deliveries, ignored
 

@@ -650,3 +650,22 @@ def test_staging_recovers_from_a_swap_cut_in_half(tmp_path, key):
     (half / "rows.parquet").write_bytes(b"PAR1")
     assert staging.recover(staged) == ["removed the unfinished staging of ttk 2021-03"]
     assert not half.exists() and pq.read_table(target / "rows.parquet").num_rows == 1
+
+
+def test_landing_scan_lists_in_folder_order_though_folders_are_inspected_side_by_side(tmp_path):
+    """Period folders are inspected (their files hashed) in a thread pool; what the scan lists
+    keeps the order of a walk through the sorted folders all the same."""
+    land = Landing(tmp_path / "landing")
+    for period in ("2021-01", "2021-02", "2021-03"):
+        land.csv("ttk", period, [TTK])
+        land.csv("kunta", period, [[A, "186", "TYOKOKEILU", "2021-01-04", ""]])
+    (land.root / "README.txt").write_text("x")
+    (land.root / "kunta" / "notes.txt").write_text("x")
+    (land.root / "kunta" / "2021-02" / ".hidden").write_text("x")
+    (land.root / "ttk" / "old").mkdir()
+    (land.root / "ttk" / "2021-03" / "extra.csv").write_text("x")
+    deliveries, ignored = landing_zone.scan(land.root, load_contracts())
+    assert [(d.partner, d.period) for d in deliveries] == [("kunta", p) for p in ("2021-01", "2021-02", "2021-03")] \
+        + [("ttk", p) for p in ("2021-01", "2021-02", "2021-03")]
+    assert [i.path for i in ignored] == ["README.txt", "kunta/2021-02/.hidden", "kunta/notes.txt", "ttk/old"]
+    assert deliveries[-1].problem.startswith("the folder holds 2 files")
