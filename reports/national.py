@@ -65,7 +65,7 @@ class NationalReport(Report):
 
     def __init__(self, con: duckdb.DuckDBPyConnection, pdf: PdfPages, sup: Disclosure, previous: dict | None = None):
         self.con, self.pdf, self.sup, self.previous = con, pdf, sup, previous
-        self.pages, self.flags, self._impact = 0, [], None
+        self.pages, self.flags, self._impact, self._answers = 0, [], None, {}
         self.regions = self.q("SELECT region, title, controller, as_of, key_fingerprint FROM nat.regions "
                               "ORDER BY region")
         self.titles = dict(zip(self.regions["region"], self.regions["title"]))

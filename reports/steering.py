@@ -101,6 +101,7 @@ class Report:
         self.pages = 0
         self.flags: list = []
         self._impact = None
+        self._answers: dict[str, object] = {}
         info = con.sql("SELECT * FROM kb.build_info").df().iloc[0]
         self.info = info
         self.as_of = info["as_of"].date() if info["as_of"] is not None else None
@@ -108,9 +109,12 @@ class Report:
 
     # ------------------------------------------------------------------ page helpers
     def q(self, sql: str):
-        """A query as a DataFrame with None (not NaN) for SQL nulls."""
-        df = self.con.sql(sql).df()
-        return df.astype(object).where(df.notna(), None)
+        """A query as a DataFrame with None (not NaN) for SQL nulls. Views are computed when read,
+        and some pages read the same one: each query runs once per report (the file is read-only)."""
+        if sql not in self._answers:
+            df = self.con.sql(sql).df()
+            self._answers[sql] = df.astype(object).where(df.notna(), None)
+        return self._answers[sql].copy()
 
     def page(self, title: str):
         fig = plt.figure(figsize=A4)
