@@ -113,8 +113,14 @@ def _digest(*parts: str) -> str:
 
 def _outside(path: Path, root: Path) -> bool:
     """A link that leads out of the landing zone (never followed: what it points at is not
-    a partner's delivery)."""
-    return path.is_symlink() and not path.resolve().is_relative_to(root)
+    a partner's delivery). A link that cannot be resolved (one that loops) is not followed
+    either; Python raises on it with the link's full path, a partner's name, in the message."""
+    if not path.is_symlink():
+        return False
+    try:
+        return not path.resolve().is_relative_to(root)
+    except (RuntimeError, OSError):
+        return True
 
 
 def _names_redacted(paths) -> int:

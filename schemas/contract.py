@@ -163,6 +163,9 @@ def load_contract(path: str | Path) -> Contract:
         for c in columns:
             if c.start is None or c.end is None:
                 raise ContractError(f"{partner}: fixed-width column {c.name!r} needs start and end")
+            if not 1 <= c.start <= c.end <= raw["file"].get("record_length", 0):
+                raise ContractError(f"{partner}: fixed-width column {c.name!r} ({c.start}–{c.end}) does not lie "
+                                    "within the record (positions are 1-based and inclusive, up to record_length)")
     return Contract(
         partner=partner, description=raw.get("description", ""), delivery=raw["delivery"],
         file=raw["file"], identifier=raw["identifier"], natural_key=tuple(raw["natural_key"]),

@@ -669,3 +669,20 @@ def test_landing_scan_lists_in_folder_order_though_folders_are_inspected_side_by
         + [("ttk", p) for p in ("2021-01", "2021-02", "2021-03")]
     assert [i.path for i in ignored] == ["README.txt", "kunta/2021-02/.hidden", "kunta/notes.txt", "ttk/old"]
     assert deliveries[-1].problem.startswith("the folder holds 2 files")
+
+
+def test_a_link_that_loops_is_not_followed_and_its_name_goes_nowhere(tmp_path):
+    """Resolving a looping link raises with its full path (a partner's name, here a code): the
+    scan does not follow it, rejects the delivery, and names it redacted."""
+    land = Landing(tmp_path / "landing")
+    land.csv("ttk", "2021-03", [TTK])
+    loop = land.root / "kunta" / "2021-03" / f"loop_{A}.csv"
+    loop.parent.mkdir(parents=True)
+    loop.symlink_to(loop)
+    (land.root / f"zz_{A}").symlink_to(land.root / f"zz_{A}")
+    deliveries, ignored = landing_zone.scan(land.root, load_contracts())
+    problems = {(d.partner, d.period): d.problem for d in deliveries}
+    assert problems[("ttk", "2021-03")] is None
+    assert "link to outside the landing zone" in problems[("kunta", "2021-03")]
+    shown = [d.problem or "" for d in deliveries] + [f"{i.path} {i.reason}" for i in ignored]
+    assert not any(A in text for text in shown) and [i.codes_redacted for i in ignored] == [1]

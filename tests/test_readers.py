@@ -152,3 +152,16 @@ def test_rejections_are_never_quoting_content(landing):
     with pytest.raises(DeliveryRejected) as e:
         read(p, "ttk", "2021-03")
     assert A not in str(e.value)
+
+
+@pytest.mark.parametrize("start, end", [(40, 45), (0, 3), (5, 4)])
+def test_fixed_width_column_outside_the_record_is_a_contract_error(tmp_path, start, end):
+    """Every field of a record is non-empty and inside it (the byte path relies on it)."""
+    import yaml
+
+    from schemas.contract import ContractError, load_contract
+    raw = yaml.safe_load((Path(__file__).parent.parent / "schemas" / "kela.yaml").read_text())
+    raw["columns"][-1].update(start=start, end=end)
+    (tmp_path / "kela.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True))
+    with pytest.raises(ContractError, match="does not lie within the record"):
+        load_contract(tmp_path / "kela.yaml")

@@ -96,7 +96,7 @@ def _ascii_field(block: pa.Array, start: int, end: int) -> pa.Array:
     space (a tab or other control character would take the block to :func:`_text_field`).
     The slice's text is kept as is; blanks are marked NULL in its validity bitmap."""
     field = pc.binary_slice(block.view(pa.binary()), start, end).view(pa.string())
-    present = pc.invert(pc.ascii_is_space(field))   # fields are never empty: records have their length
+    present = pc.invert(pc.ascii_is_space(field))   # never empty: the contract keeps fields in the record
     return pa.Array.from_buffers(pa.string(), len(field), [present.buffers()[1], *field.buffers()[1:]])
 
 
