@@ -332,7 +332,8 @@ def kb_sql_digest() -> str:
     return hashlib.sha256("".join(f"{p.name}\n{p.read_text()}" for p in sql_files("kb")).encode()).hexdigest()
 
 
-def _previous_inputs(target: Path, key_fingerprint: str, exclusion: str) -> tuple[dict[str, str], set[str]] | None:
+def _previous_inputs(target: Path, key_fingerprint: str, exclusion: str, sql_digest: str
+                     ) -> tuple[dict[str, str], set[str]] | None:
     """The partner signatures and kb tables of the previous build, if it can be carried forward
     (same key, pipeline, exclusions and kb SQL; a file of an older build without them cannot)."""
     if not target.exists():
@@ -341,7 +342,7 @@ def _previous_inputs(target: Path, key_fingerprint: str, exclusion: str) -> tupl
         with duckdb.connect(str(target), read_only=True) as prev:
             info = prev.sql("SELECT key_fingerprint, pipeline_version, exclusion_digest, kb_sql_sha256 "
                             "FROM kb.build_info").fetchall()
-            if info != [(key_fingerprint, PIPELINE_VERSION, exclusion, kb_sql_digest())]:
+            if info != [(key_fingerprint, PIPELINE_VERSION, exclusion, sql_digest)]:
                 return None
             tables = {t for (t,) in prev.sql("SELECT table_name FROM information_schema.tables "
                                              "WHERE table_schema = 'kb'").fetchall()}
@@ -427,11 +428,12 @@ class Carried:
         return self.tables | set(self.refresh)
 
 
-def carried_tables(target: Path, key_fingerprint: str, prep: Prepared, contracts: dict[str, Contract]) -> Carried:
-    """Step 2: the kb tables the previous build can give as they are (same key, pipeline and
+def carried_tables(target: Path, key_fingerprint: str, prep: Prepared, contracts: dict[str, Contract],
+                   sql_digest: str) -> Carried:
+    """Step 2: the kb tables the previous build can give as they are (same key, pipeline, kb SQL and
     exclusions, and every partner they are made from unchanged), and the by-partner tables it
     can give but for their changed partners' rows."""
-    previous = _previous_inputs(target, key_fingerprint, prep.exclusion)
+    previous = _previous_inputs(target, key_fingerprint, prep.exclusion, sql_digest)
     if previous is None:
         return Carried(set(), {})
     signatures, present = previous
@@ -549,7 +551,8 @@ def as_of_date(prep: Prepared, contracts: dict[str, Contract]) -> dt.date | None
     return dt.date(y + m // 12, m % 12 + 1, 1) - dt.timedelta(days=1)
 
 
-def _build_info(con, prep: Prepared, as_of: dt.date | None, key_fingerprint: str, parameters: dict) -> None:
+def _build_info(con, prep: Prepared, as_of: dt.date | None, key_fingerprint: str, parameters: dict,
+                sql_digest: str) -> None:
     """Step 6: kb.build_info (what this build is) and kb.parameters (the plan's assumptions)."""
     con.execute("""CREATE TABLE kb.build_info AS SELECT
             ?::DATE AS as_of, ?::TIMESTAMP AS built_at, ? AS key_fingerprint, ? AS pipeline_version,
@@ -559,7 +562,7 @@ def _build_info(con, prep: Prepared, as_of: dt.date | None, key_fingerprint: str
             (SELECT count(*) FROM kb.clients WHERE NOT programme_client) AS comparison_population,
             ? AS exclusion_digest, ? AS kb_sql_sha256""",
                 [as_of, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), key_fingerprint, PIPELINE_VERSION,
-                 prep.consent_period, prep.held_back.num_rows, prep.withdrawn, prep.exclusion, kb_sql_digest()])
+                 prep.consent_period, prep.held_back.num_rows, prep.withdrawn, prep.exclusion, sql_digest])
     s, sup = parameters["savings_scenario"], parameters["suppression"]
     con.execute("""CREATE TABLE kb.parameters AS SELECT ?::INTEGER AS long_term_unemployed,
             ?::DOUBLE AS employment_rate, ?::DECIMAL(14, 2) AS municipal_labour_market_subsidy_eur,
@@ -610,13 +613,14 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
     parameters = parameters or load_parameters()
     with timing.stage("latest"):
         prep = prepare(staging, contracts, key_fingerprint)
-    carried = carried_tables(target, key_fingerprint, prep, contracts)
+    sql_digest = kb_sql_digest()  # compared with the previous build's, and recorded for the next
+    carried = carried_tables(target, key_fingerprint, prep, contracts, sql_digest)
     as_of = as_of_date(prep, contracts)
     building, con = _open_new_file(target, carried.kept)
     try:
         _kb_tables(con, prep, carried)
         _ledger_tables(con, prep, landing_scan)
-        _build_info(con, prep, as_of, key_fingerprint, parameters)
+        _build_info(con, prep, as_of, key_fingerprint, parameters, sql_digest)
         regions.write_kb_tables(con, target.parent)  # kb.region, kb.municipalities (DATA/region.json)
         _indicators(con)
         tables = check_before_swap(con)

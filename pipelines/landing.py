@@ -230,8 +230,9 @@ def _scan(landing: Path, contracts: dict[str, Contract], hash_cache: Path | None
         for partner_dir in _listing(landing, landing, pending):
             name = shown(partner_dir.name)
             contract = contracts.get(partner_dir.name)
-            if not partner_dir.is_dir() or _outside(partner_dir, root):
-                what = ("a link to outside the landing zone; not followed" if _outside(partner_dir, root)
+            outside = _outside(partner_dir, root)
+            if outside or not partner_dir.is_dir():
+                what = ("a link to outside the landing zone; not followed" if outside
                         else "a file at the landing zone's top level (deliveries go into "
                              "<partner>/<YYYY-MM>/); ignored")
                 pending.append(Ignored(name, what, _names_redacted([partner_dir])))
