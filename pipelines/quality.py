@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from functools import cache
 from pathlib import Path
 
@@ -35,6 +36,10 @@ SAMPLE_ROWS = 25_000
 #: first load) imports it when its checks start: the import's ≈250 MB must not add to its peak.
 WARM_UP_BYTES = 512 * 2**20
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+# GX imports requests, which silences urllib3's warning that SOCKS proxies need PySocks; a
+# catch_warnings() of another thread can undo that filter while GX imports in the background,
+# and the warning then lands on a build's stderr. Set here, before any thread starts.
+warnings.filterwarnings("ignore", message="SOCKS support in urllib3")
 
 
 def _files(staging: Path, partner: str, periods: list[str]) -> list[Path]:
