@@ -10,6 +10,8 @@ equal to :func:`pseudonymize.hetu.invalid_reason` (python-stdnum) code for code.
 """
 from __future__ import annotations
 
+import binascii
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -64,38 +66,41 @@ def _check_fixed(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     """Reason codes, birth years, individual numbers and integer forms for 11-byte codes.
 
     The integer form (date digits, century sign, individual number) is one-to-one on valid
-    codes, whose check character follows from the rest: it indexes the memo."""
+    codes, whose check character follows from the rest: it indexes the memo. Worked on one
+    contiguous row per character position in 16 bits (strided int32 columns took 3x as long)."""
     n = len(b)
-    reason = np.zeros(n, dtype=np.int8)
-    d = b.astype(np.int32) - ord("0")
-    digit_cols = [0, 1, 2, 3, 4, 5, 7, 8, 9]
-    is_digit = ((d[:, digit_cols] >= 0) & (d[:, digit_cols] <= 9)).all(axis=1)
-    reason[~is_digit] = _R[hetu.BAD_CHARACTERS]
-    base = _CENTURY[b[:, 6]]
+    t = np.ascontiguousarray(b.T)  # (11, n)
+    d = t.astype(np.int16)
+    d -= ord("0")
+    is_digit = np.ones(n, dtype=bool)
+    for position in (0, 1, 2, 3, 4, 5, 7, 8, 9):
+        is_digit &= (t[position] >= ord("0")) & (t[position] <= ord("9"))
+    reason = np.where(is_digit, 0, _R[hetu.BAD_CHARACTERS]).astype(np.int8)
+    base = _CENTURY[t[6]]
     reason[(reason == 0) & (base == 0)] = _R[hetu.UNKNOWN_CENTURY]
-    day = d[:, 0] * 10 + d[:, 1]
-    month = d[:, 2] * 10 + d[:, 3]
-    year = base + d[:, 4] * 10 + d[:, 5]
+    day = d[0] * 10 + d[1]
+    month = d[2] * 10 + d[3]
+    yy = d[4] * 10 + d[5]
+    year = base + yy
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
     ok_month = (month >= 1) & (month <= 12)
     dim = _DAYS[np.where(ok_month, month, 0)] + ((month == 2) & leap)
     bad_date = ~ok_month | (day < 1) | (day > dim)
     reason[(reason == 0) & bad_date] = _R[hetu.IMPOSSIBLE_DATE]
-    individual = d[:, 7] * 100 + d[:, 8] * 10 + d[:, 9]
+    individual = (d[7] * 100 + d[8] * 10 + d[9]).astype(np.int32)
     reason[(reason == 0) & (individual < 2)] = _R[hetu.RESERVED]
-    number = (day.astype(np.int64) * 10_000_000 + month * 100_000 + (d[:, 4] * 10 + d[:, 5]) * 1000
-              + individual)
+    day, month, yy = day.astype(np.int64), month.astype(np.int64), yy.astype(np.int64)
+    number = day * 10_000_000 + month * 100_000 + yy * 1000 + individual
     expected = _CHECK[np.clip(number % 31, 0, 30)]
-    reason[(reason == 0) & (expected != b[:, 10])] = _R[hetu.BAD_CHECK]
-    ddmmyy = (day.astype(np.int64) * 100 + month) * 100 + d[:, 4] * 10 + d[:, 5]
-    number = (ddmmyy * 16 + _SIGN_INDEX[b[:, 6]]) * 1000 + individual
+    reason[(reason == 0) & (expected != t[10])] = _R[hetu.BAD_CHECK]
+    number = (((day * 100 + month) * 100 + yy) * 16 + _SIGN_INDEX[t[6]]) * 1000 + individual
     return reason, year, individual, number
 
 
 def _hex_rows(digests: bytes) -> np.ndarray:
     """Concatenated 32-byte digests as an (n, 64) array of lowercase hex characters
-    (``bytes.hex`` is faster here than NumPy lookups)."""
-    return np.frombuffer(digests.hex().encode("ascii"), dtype=np.uint8).reshape(-1, 64)
+    (``binascii.hexlify`` gives bytes in one step: faster than NumPy lookups or ``bytes.hex``)."""
+    return np.frombuffer(binascii.hexlify(digests), dtype=np.uint8).reshape(-1, 64)
 
 
 def _string_array(hex_rows: np.ndarray) -> pa.Array:

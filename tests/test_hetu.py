@@ -151,3 +151,13 @@ def test_memo_gives_the_same_pseudonyms_and_hashes_each_code_once():
         pseudonymize_column(first, PseudonymKey(b"j" * 32), memo)
     with pytest.raises(TypeError):
         pickle.dumps(memo)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(code_like, valid_codes(), valid_codes().map(lambda c: c[:10] + "0")), min_size=2, max_size=80))
+def test_a_column_of_mixed_codes_is_checked_as_each_code_alone(raws):
+    """The checks run on a whole column at once (one row per character position): each row's
+    result is what the code gets alone, and its reason is the scalar one."""
+    rows = pseudonymize_column(raws, KEY).to_pylist()
+    assert rows == [pseudonymize_column([raw], KEY).to_pylist()[0] for raw in raws]
+    assert [r["id_error"] for r in rows] == [invalid_reason(normalize(raw)) for raw in raws]
