@@ -3,6 +3,7 @@ import datetime as dt
 
 import pytest
 
+from pipelines import quality
 from tests.conftest import SAMPLE_EXPECTED as E
 from tests.conftest import kb_fixture, rows
 from tests.privacy import landing_codes, scan
@@ -104,3 +105,20 @@ def test_the_scan_would_find_a_leak(tmp_path, sample_build):
     code = sorted(landing_codes(sample_build["landing"]))[0]
     pq.write_table(pa.table({"x": [code]}), tmp_path / "leak.parquet", compression="zstd")
     assert scan([tmp_path], {code})
+
+
+def test_the_contract_check_reads_a_repeatable_sample_of_the_staged_rows(sample_build):
+    """GX checks a sample of at most SAMPLE_ROWS rows: the same rows each time, from more than one
+    period, with the staged columns only; below the sample size, every row."""
+    staging = sample_build["data"] / "staging"
+    periods = sorted(p.name for p in (staging / "kela").iterdir() if (p / "rows.parquet").exists())
+    whole, total = quality.load_staged(staging, "kela", periods, sample_rows=10**9)
+    assert len(whole) == total > 60
+    sample, counted = quality.load_staged(staging, "kela", periods, sample_rows=30)
+    again, _ = quality.load_staged(staging, "kela", periods, sample_rows=30)
+    assert counted == total and len(sample) == 30
+    assert list(sample.columns) == list(whole.columns)
+    assert sample.equals(again)
+    keys = ["delivery_period", "source_line"]
+    assert set(map(tuple, sample[keys].values)) <= set(map(tuple, whole[keys].values))
+    assert sample["delivery_period"].nunique() > 1 or whole["delivery_period"].nunique() == 1
