@@ -327,26 +327,41 @@ def by_partner(path: Path) -> bool:
     return bool(BY_PARTNER.search(path.read_text()))
 
 
+def sql_digest(folder: str) -> str:
+    """Identifies the SQL of a folder: a kb table made by other SQL is never carried forward, and
+    impact units made by other ind SQL are never kept."""
+    return hashlib.sha256("".join(f"{p.name}\n{p.read_text()}" for p in sql_files(folder)).encode()).hexdigest()
+
+
 def kb_sql_digest() -> str:
-    """Identifies the kb tables' SQL: a table made by other SQL is never carried forward."""
-    return hashlib.sha256("".join(f"{p.name}\n{p.read_text()}" for p in sql_files("kb")).encode()).hexdigest()
+    """Identifies the kb tables' SQL (a test replaces it to stand for changed SQL)."""
+    return sql_digest("kb")
 
 
-def _previous_inputs(target: Path, key_fingerprint: str, exclusion: str, sql_digest: str
-                     ) -> tuple[dict[str, str], set[str]] | None:
-    """The partner signatures and kb tables of the previous build, if it can be carried forward
-    (same key, pipeline, exclusions and kb SQL; a file of an older build without them cannot)."""
+@dataclass
+class Previous:
+    """What a previous build that can be carried forward gives this one."""
+
+    signatures: dict[str, str]   # partner -> signature of its staged inputs
+    tables: set[str]             # its kb tables
+    ind_sql: str                 # the digest of its ind SQL
+
+
+def _previous_inputs(target: Path, key_fingerprint: str, exclusion: str, kb_sql: str) -> Previous | None:
+    """The previous build, if it can be carried forward (same key, pipeline, exclusions and kb SQL;
+    a file of an older build without them cannot)."""
     if not target.exists():
         return None
     try:
         with duckdb.connect(str(target), read_only=True) as prev:
-            info = prev.sql("SELECT key_fingerprint, pipeline_version, exclusion_digest, kb_sql_sha256 "
-                            "FROM kb.build_info").fetchall()
-            if info != [(key_fingerprint, PIPELINE_VERSION, exclusion, sql_digest)]:
+            info = prev.sql("SELECT key_fingerprint, pipeline_version, exclusion_digest, kb_sql_sha256, "
+                            "ind_sql_sha256 FROM kb.build_info").fetchall()
+            if len(info) != 1 or info[0][:4] != (key_fingerprint, PIPELINE_VERSION, exclusion, kb_sql):
                 return None
             tables = {t for (t,) in prev.sql("SELECT table_name FROM information_schema.tables "
                                              "WHERE table_schema = 'kb'").fetchall()}
-            return dict(prev.sql("SELECT partner, signature FROM kb.build_inputs").fetchall()), tables
+            return Previous(dict(prev.sql("SELECT partner, signature FROM kb.build_inputs").fetchall()), tables,
+                            info[0][4])
     except duckdb.Error:
         return None
 
@@ -417,11 +432,13 @@ def prepare(staging: Path, contracts: dict[str, Contract], key_fingerprint: str)
 
 @dataclass
 class Carried:
-    """What the previous build gives this one: whole kb tables, and by-partner tables but for the
-    rows of their changed partners (made again)."""
+    """What the previous build gives this one: whole kb tables, by-partner tables but for the
+    rows of their changed partners (made again), and whether its impact units are kept (made by
+    the same ind SQL: ind/impact_units.sql keeps those of persons whose inputs are unchanged)."""
 
     tables: set[str]
     refresh: dict[str, set[str]]   # by-partner table -> partners whose rows are made again
+    impact_units: bool = False
 
     @property
     def kept(self) -> set[str]:
@@ -429,20 +446,19 @@ class Carried:
 
 
 def carried_tables(target: Path, key_fingerprint: str, prep: Prepared, contracts: dict[str, Contract],
-                   sql_digest: str) -> Carried:
+                   kb_sql: str, ind_sql: str) -> Carried:
     """Step 2: the kb tables the previous build can give as they are (same key, pipeline, kb SQL and
     exclusions, and every partner they are made from unchanged), and the by-partner tables it
     can give but for their changed partners' rows."""
-    previous = _previous_inputs(target, key_fingerprint, prep.exclusion, sql_digest)
+    previous = _previous_inputs(target, key_fingerprint, prep.exclusion, kb_sql)
     if previous is None:
         return Carried(set(), {})
-    signatures, present = previous
     sources = table_sources(contracts)
-    carried = Carried(set(), {})
+    carried = Carried(set(), {}, impact_units=previous.ind_sql == ind_sql)
     for path in sql_files("kb"):
-        if path.stem not in present:
+        if path.stem not in previous.tables:
             continue
-        changed = {p for p in sources[path.stem] if signatures.get(p) != prep.signatures[p]}
+        changed = {p for p in sources[path.stem] if previous.signatures.get(p) != prep.signatures[p]}
         if not changed:
             carried.tables.add(path.stem)
         elif by_partner(path):
@@ -450,26 +466,32 @@ def carried_tables(target: Path, key_fingerprint: str, prep: Prepared, contracts
     return carried
 
 
-def _open_new_file(target: Path, carried: set[str]) -> tuple[Path, duckdb.DuckDBPyConnection]:
+KEPT_IND_TABLES = ("impact_units", "impact_unit_inputs")  # ind/impact_units.sql maintains them
+
+
+def _open_new_file(target: Path, carried: Carried) -> tuple[Path, duckdb.DuckDBPyConnection]:
     """Step 3: the new database file beside the target; a copy of the previous one when
-    tables are carried forward (everything else in it is dropped)."""
+    tables are carried forward (everything else in it is dropped, but for the impact units
+    when they are kept)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     building = target.with_name(target.name + ".building")
     for leftover in (building, building.with_name(building.name + ".wal")):
         leftover.unlink(missing_ok=True)
-    if carried:
-        shutil.copyfile(target, building)
-    con = duckdb.connect(str(building), config=duckdb_config())
-    if carried:
-        con.execute("DROP SCHEMA ind CASCADE")
-        kept = {f"kb.{t}" for t in carried}
-        for (name,) in con.sql("SELECT 'kb.' || table_name FROM information_schema.tables "
-                               "WHERE table_schema = 'kb'").fetchall():
-            if name not in kept:
-                con.execute(f"DROP TABLE {name}")
-        con.execute("CREATE SCHEMA ind")
-    else:
+    if not carried.kept:
+        con = duckdb.connect(str(building), config=duckdb_config())
         con.execute("CREATE SCHEMA kb; CREATE SCHEMA ind")
+        return building, con
+    shutil.copyfile(target, building)
+    con = duckdb.connect(str(building), config=duckdb_config())
+    kept = {f"kb.{t}" for t in carried.kept}
+    if carried.impact_units:
+        kept |= {f"ind.{t}" for t in KEPT_IND_TABLES}
+    for (name,) in con.sql("SELECT 'ind.' || view_name FROM duckdb_views() WHERE schema_name = 'ind'").fetchall():
+        con.execute(f"DROP VIEW {name}")
+    for (name,) in con.sql("SELECT table_schema || '.' || table_name FROM information_schema.tables "
+                           "WHERE table_schema IN ('kb', 'ind') AND table_type = 'BASE TABLE'").fetchall():
+        if name not in kept:
+            con.execute(f"DROP TABLE {name}")
     return building, con
 
 
@@ -552,7 +574,7 @@ def as_of_date(prep: Prepared, contracts: dict[str, Contract]) -> dt.date | None
 
 
 def _build_info(con, prep: Prepared, as_of: dt.date | None, key_fingerprint: str, parameters: dict,
-                sql_digest: str) -> None:
+                kb_sql: str, ind_sql: str) -> None:
     """Step 6: kb.build_info (what this build is) and kb.parameters (the plan's assumptions)."""
     con.execute("""CREATE TABLE kb.build_info AS SELECT
             ?::DATE AS as_of, ?::TIMESTAMP AS built_at, ? AS key_fingerprint, ? AS pipeline_version,
@@ -560,9 +582,9 @@ def _build_info(con, prep: Prepared, as_of: dt.date | None, key_fingerprint: str
             (SELECT count(*) FROM kb.clients WHERE programme_client) AS programme_clients,
             ?::BIGINT AS awaiting_consent, ?::BIGINT AS withdrawn_erased,
             (SELECT count(*) FROM kb.clients WHERE NOT programme_client) AS comparison_population,
-            ? AS exclusion_digest, ? AS kb_sql_sha256""",
+            ? AS exclusion_digest, ? AS kb_sql_sha256, ? AS ind_sql_sha256""",
                 [as_of, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), key_fingerprint, PIPELINE_VERSION,
-                 prep.consent_period, prep.held_back.num_rows, prep.withdrawn, prep.exclusion, sql_digest])
+                 prep.consent_period, prep.held_back.num_rows, prep.withdrawn, prep.exclusion, kb_sql, ind_sql])
     s, sup = parameters["savings_scenario"], parameters["suppression"]
     con.execute("""CREATE TABLE kb.parameters AS SELECT ?::INTEGER AS long_term_unemployed,
             ?::DOUBLE AS employment_rate, ?::DECIMAL(14, 2) AS municipal_labour_market_subsidy_eur,
@@ -613,14 +635,14 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
     parameters = parameters or load_parameters()
     with timing.stage("latest"):
         prep = prepare(staging, contracts, key_fingerprint)
-    sql_digest = kb_sql_digest()  # compared with the previous build's, and recorded for the next
-    carried = carried_tables(target, key_fingerprint, prep, contracts, sql_digest)
+    kb_sql, ind_sql = kb_sql_digest(), sql_digest("ind")  # compared with the previous build's, recorded for the next
+    carried = carried_tables(target, key_fingerprint, prep, contracts, kb_sql, ind_sql)
     as_of = as_of_date(prep, contracts)
-    building, con = _open_new_file(target, carried.kept)
+    building, con = _open_new_file(target, carried)
     try:
         _kb_tables(con, prep, carried)
         _ledger_tables(con, prep, landing_scan)
-        _build_info(con, prep, as_of, key_fingerprint, parameters, sql_digest)
+        _build_info(con, prep, as_of, key_fingerprint, parameters, kb_sql, ind_sql)
         regions.write_kb_tables(con, target.parent)  # kb.region, kb.municipalities (DATA/region.json)
         _indicators(con)
         tables = check_before_swap(con)
