@@ -635,7 +635,8 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
     parameters = parameters or load_parameters()
     with timing.stage("latest"):
         prep = prepare(staging, contracts, key_fingerprint)
-    kb_sql, ind_sql = kb_sql_digest(), sql_digest("ind")  # compared with the previous build's, recorded for the next
+    kb_sql = kb_sql_digest()  # compared with the previous build's, and recorded for the next
+    ind_sql = hashlib.sha256(f"{sql_digest('ind')} duckdb {duckdb.__version__}".encode()).hexdigest()
     carried = carried_tables(target, key_fingerprint, prep, contracts, kb_sql, ind_sql)
     as_of = as_of_date(prep, contracts)
     building, con = _open_new_file(target, carried)

@@ -10,9 +10,12 @@ N1  TTK 10.1.2022, 01 from 2020: a control in 2021-03; treated in 2022-01 once a
 C1  01 throughout, municipal payments: a control; its inputs never change.
 C2  01 throughout, until the TE month 2023-01 delivers an 11 spell from 1.9.2021: its inputs change.
 """
+import copy
 import datetime as dt
+import random
 
 import duckdb
+import pytest
 
 from pipelines import knowledge_base
 from pipelines.settings import Settings
@@ -88,6 +91,8 @@ def test_units_made_by_other_ind_sql_are_not_kept(tmp_path, key_file, monkeypatc
     build(landing.root, data, key_file)
     key = load_key_file(key_file)
     settings = Settings(landing.root, data, key_file)
+    with duckdb.connect(str(settings.kb_path), read_only=True) as con:
+        [(before,)] = con.sql("SELECT ind_sql_sha256 FROM kb.build_info").fetchall()
     _mark(settings.kb_path, [key.pseudonym(C1)])
     landing.csv("te", "2023-01", [te(C2, "11", D(2021, 9, 1))])
     digest = knowledge_base.sql_digest
@@ -96,8 +101,114 @@ def test_units_made_by_other_ind_sql_are_not_kept(tmp_path, key_file, monkeypatc
     assert MARK not in {r[3] for r in _units(data)}
     con = kb(data)
     try:
-        assert con.sql("SELECT ind_sql_sha256 FROM kb.build_info").fetchall() == [("other",)]
+        assert con.sql("SELECT ind_sql_sha256 FROM kb.build_info").fetchall() != [(before,)]
         inputs = con.sql("SELECT count(*), count(DISTINCT pseudonym) FROM ind.impact_unit_inputs").fetchall()
         assert inputs == [(4, 4)]   # one digest per person with a reliable code
     finally:
         con.close()
+
+
+# The same claim on the SQL alone, over random small knowledge bases: a chain of states, each built
+# over the previous one, gives the units a from-scratch run gives on the last state.
+UNITS_SQL = (knowledge_base.HERE / "sql" / "ind" / "impact_units.sql").read_text()
+COHORT_SQL = (knowledge_base.HERE / "sql" / "ind" / "ttk_cohort.sql").read_text()
+LO, HI = D(2019, 1, 1), D(2023, 12, 31)
+
+
+def _load(con, state) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS kb; CREATE SCHEMA IF NOT EXISTS ind")
+    con.execute("""CREATE OR REPLACE TABLE kb.clients (pseudonym VARCHAR, birth_year SMALLINT, sex VARCHAR,
+        municipality VARCHAR, temporary_id BOOLEAN, programme_client BOOLEAN, first_ttk_start DATE,
+        first_coaching_start DATE)""")
+    con.execute("""CREATE OR REPLACE TABLE kb.status_spells (pseudonym VARCHAR, status VARCHAR, start_date DATE,
+        end_date DATE, municipality VARCHAR)""")
+    con.execute("""CREATE OR REPLACE TABLE kb.benefits (pseudonym VARCHAR, month DATE, benefit VARCHAR,
+        days SMALLINT, paid_eur DECIMAL(14, 2), municipal_share_eur DECIMAL(14, 2))""")
+    con.execute("CREATE OR REPLACE TABLE kb.build_info AS SELECT ?::DATE AS as_of", [state["as_of"]])
+    for table, rows_ in (("clients", state["clients"]), ("status_spells", state["spells"]),
+                         ("benefits", state["benefits"])):
+        if rows_:
+            con.executemany(f"INSERT INTO kb.{table} VALUES ({', '.join('?' * len(rows_[0]))})", rows_)
+    con.execute(COHORT_SQL)
+
+
+def _units_after(states) -> list[tuple]:
+    con = duckdb.connect()
+    try:
+        for state in states:
+            _load(con, state)
+            con.execute(UNITS_SQL)
+        return sorted(con.sql("SELECT * FROM ind.impact_units").fetchall(), key=repr)
+    finally:
+        con.close()
+
+
+def _day(r: random.Random) -> dt.date:
+    return LO + dt.timedelta(days=r.randrange((HI - LO).days + 1))
+
+
+def _spell(r: random.Random, p: str) -> tuple:
+    start = _day(r)
+    end = None if r.random() < 0.3 else start + dt.timedelta(days=r.randrange(1, 700))
+    return (p, r.choice(["01", "01", "02", "10", "11"]), start, end, "x")
+
+
+def _state(r: random.Random, n: int) -> dict:
+    state = {"clients": [], "spells": [], "benefits": [], "as_of": _day(r)}
+    for i in range(n):
+        p, programme = f"p{i}", r.random() < 0.4
+        state["clients"].append((p, None if r.random() < 0.1 else 1975 + r.randrange(15),
+                                 None if r.random() < 0.1 else r.choice("MF"), "x", r.random() < 0.1, programme,
+                                 _day(r) if programme and r.random() < 0.8 else None,
+                                 _day(r) if r.random() < 0.2 else None))
+        state["spells"] += [_spell(r, p) for _ in range(r.randrange(4))]
+        state["benefits"] += [(p, _day(r).replace(day=1), r.choice(["TMTU", "TOTU", "PPR"]), 20, 10,
+                               r.choice([5, 12.5, 100])) for _ in range(r.randrange(4))]
+    return state
+
+
+def _change(r: random.Random, state: dict) -> dict:
+    new = copy.deepcopy(state)
+    if r.random() < 0.7:
+        new["as_of"] = state["as_of"] + dt.timedelta(days=r.choice([-62, -31, 31, 31, 62, 400]))
+    for _ in range(r.randrange(4)):
+        i = r.randrange(len(new["clients"]))
+        c = list(new["clients"][i])
+        kind = r.randrange(6)
+        if kind == 0:
+            c[4] = not c[4]                      # temporary code
+        elif kind == 1:
+            c[5] = not c[5]                      # programme client
+        elif kind == 2:
+            c[6] = _day(r) if r.random() < 0.8 else None   # first TTK start
+        elif kind == 3:
+            c[7] = _day(r) if r.random() < 0.5 else None   # first coaching start
+        elif kind == 4:
+            new["spells"].append(_spell(r, c[0]))
+        else:
+            new["benefits"].append((c[0], _day(r).replace(day=1), r.choice(["TMTU", "TOTU"]), 20, 10, 7))
+        new["clients"][i] = tuple(c)
+    if r.random() < 0.2:
+        del new["clients"][r.randrange(len(new["clients"]))]
+    for rows_ in (new["clients"], new["spells"], new["benefits"]):
+        r.shuffle(rows_)   # order is never an input
+    return new
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_maintained_units_equal_units_made_from_scratch(seed):
+    r = random.Random(seed)
+    states = [_state(r, r.randrange(5, 20))]
+    for _ in range(r.randrange(1, 4)):
+        states.append(_change(r, states[-1]))
+    assert _units_after(states) == _units_after(states[-1:])
+
+
+def test_spells_with_the_same_start_give_the_same_units_in_any_order():
+    """TE's natural key makes starts unique per person; were they not, status and end order the tie."""
+    clients = [("t", 1980, "F", "x", False, True, D(2021, 3, 10), None), ("c", 1981, "F", "x", False, False, None, None)]
+    spells = [("t", "01", D(2020, 1, 1), D(2021, 6, 30), "x"), ("c", "01", D(2020, 1, 1), None, "x"),
+              ("c", "11", D(2020, 1, 1), None, "x")]
+    one = {"clients": clients, "spells": spells, "benefits": [], "as_of": D(2023, 1, 31)}
+    other = dict(one, spells=[spells[0], spells[2], spells[1]])
+    assert _units_after([one]) == _units_after([other]) == _units_after([one, other]) == _units_after([other, one])

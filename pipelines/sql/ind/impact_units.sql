@@ -9,8 +9,10 @@
 -- Months are counted as integers (year * 12 + month − 1). Status in month m = status on its 15th:
 -- each TE spell covers the months whose 15th lies in [start, end]; as a bit range over the months
 -- of the comparison, minus the months of every spell of the person that starts later (the latest
--- start decides an overlapping day). Bit sets per person and status class (01; 01 or 02; 10 or 11;
--- 11) then answer every window of the spec with a shift and a bit count. A HUGEINT holds 124
+-- start decides an overlapping day; TE's natural key makes starts unique per person, and status,
+-- then the months covered, order any tie: the units depend on which spells exist, never on their
+-- order). Bit sets per person and status class (01; 01 or 02; 10 or 11; 11) then answer every
+-- window of the spec with a shift and a bit count. A HUGEINT holds 124
 -- months: index months are taken in batches of 100 (each batch with its own base month).
 -- Municipal cost (TMTU + TOTU municipal share) is one list of (month, euros) per person, summed
 -- over the unit's 12 months before and after. Persons are joined on an integer id, not the
@@ -104,7 +106,7 @@ spell_bits AS (  -- an unchanged person's month sets are needed only in a batch 
 ),
 resolved AS (
     SELECT pid, status, batch, base,
-           covered & ~coalesce(bit_or(covered) OVER (PARTITION BY pid, batch ORDER BY start_date
+           covered & ~coalesce(bit_or(covered) OVER (PARTITION BY pid, batch ORDER BY start_date, status, covered
                                                      ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING), 0) AS bits
     FROM spell_bits
 ),
