@@ -333,11 +333,6 @@ def sql_digest(folder: str) -> str:
     return hashlib.sha256("".join(f"{p.name}\n{p.read_text()}" for p in sql_files(folder)).encode()).hexdigest()
 
 
-def kb_sql_digest() -> str:
-    """Identifies the kb tables' SQL (a test replaces it to stand for changed SQL)."""
-    return sql_digest("kb")
-
-
 @dataclass
 class Previous:
     """What a previous build that can be carried forward gives this one."""
@@ -635,7 +630,7 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
     parameters = parameters or load_parameters()
     with timing.stage("latest"):
         prep = prepare(staging, contracts, key_fingerprint)
-    kb_sql = kb_sql_digest()  # compared with the previous build's, and recorded for the next
+    kb_sql = sql_digest("kb")  # compared with the previous build's, and recorded for the next
     ind_sql = hashlib.sha256(f"{sql_digest('ind')} duckdb {duckdb.__version__}".encode()).hexdigest()
     carried = carried_tables(target, key_fingerprint, prep, contracts, kb_sql, ind_sql)
     as_of = as_of_date(prep, contracts)

@@ -241,7 +241,9 @@ def test_incremental_build_carries_tables_forward_and_equals_a_fresh_build(tmp_p
     assert again.carried_forward == ["benefits", "clients", "coaching", "episodes", "measurements",
                                      "person_sources", "status_spells"]
     assert again.refreshed == {}
-    monkeypatch.setattr(knowledge_base, "kb_sql_digest", lambda: "other SQL")  # a kb table's SQL changed
+    digest = knowledge_base.sql_digest
+    monkeypatch.setattr(knowledge_base, "sql_digest",  # a kb table's SQL changed
+                        lambda folder: "other SQL" if folder == "kb" else digest(folder))
     remade = knowledge_base.build(settings.staging, settings.kb_path, load_contracts(), fingerprint,
                                   landing_scan=landing_zone.scan(landing.root, load_contracts()))
     assert (remade.carried_forward, remade.refreshed) == ([], {})
