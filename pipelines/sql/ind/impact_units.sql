@@ -60,6 +60,10 @@ LEFT JOIN (SELECT pseudonym FROM impact_inputs JOIN ind.impact_unit_inputs USING
        USING (pseudonym)
 WHERE NOT c.temporary_id;
 
+DROP TABLE ind.impact_unit_inputs;  -- the previous digests are read: this build's are stored now, so
+CREATE TABLE ind.impact_unit_inputs AS FROM impact_inputs;  -- they hold no memory while units are made
+DROP TABLE impact_inputs;
+
 CREATE TEMP TABLE impact_candidates AS  -- the TTK cohort with a reliable code and 12 months of follow-up observed
 SELECT p.pid, p.ttk_m AS m0
 FROM impact_people p SEMI JOIN ind.ttk_cohort USING (pseudonym)
@@ -162,7 +166,4 @@ FROM (  -- each unit's costs are summed from its person's list as the unit passe
 JOIN people p USING (pid);
 RESET disabled_optimizers;
 
-DROP TABLE ind.impact_unit_inputs;
-CREATE TABLE ind.impact_unit_inputs AS FROM impact_inputs;
-DROP TABLE impact_inputs; DROP TABLE impact_people; DROP TABLE impact_candidates; DROP TABLE impact_months;
-DROP TABLE impact_span;
+DROP TABLE impact_people; DROP TABLE impact_candidates; DROP TABLE impact_months; DROP TABLE impact_span;
