@@ -56,6 +56,9 @@ def knowledge_base_and_indicators(context: AssetExecutionContext, tyokyky: Tyoky
         "tables_carried_forward": ", ".join(result.carried_forward) or "none (full build)",
         "tables_refreshed_by_partner": ", ".join(f"{t} ({', '.join(p)})" for t, p in result.refreshed.items())
                                        or "none",
+        "tables_refreshed_by_person": ", ".join(f"{t} ({', '.join(p)})" for t, p in result.refreshed_by_person.items())
+                                      or "none",
+        "persons_refreshed": result.persons_refreshed,
         "key_fingerprint": key.short_fingerprint,
         **{f"rows_{t}": n for t, n in result.tables.items()},
     })

@@ -22,7 +22,7 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -59,6 +59,9 @@ class BuildResult:
     carried_forward: list[str]  # kb tables copied from the previous build (their partners unchanged)
     views: dict[str, int]       # rows of each view of the evaluators' contract, on the file swapped in
     refreshed: dict[str, list[str]]  # by-partner kb tables carried forward but for these partners' rows
+    refreshed_by_person: dict[str, list[str]]  # kb tables carried forward but for the rows of the persons
+                                               # in these partners' new deliveries
+    persons_refreshed: int           # the persons in those new deliveries
 
 
 def load_parameters(path: str | Path | None = None) -> dict:
@@ -145,6 +148,10 @@ class Latest:
     superseded: Path
     columns: list[tuple[str, str]]   # (name, DuckDB type) of the staged rows, as the contract says
     present: set[str]                # the columns some staged file has (others read as NULL)
+    # when these versions only add later periods to earlier ones: (the earlier versions' signature,
+    # the files added). A natural key holds the identity code, so only the persons in the added
+    # files have other latest versions than before.
+    appended: tuple[str, list[Path]] | None = None
 
     def select_sql(self) -> str:
         """The latest versions, typed as the contract says (also when no file exists yet)."""
@@ -186,6 +193,7 @@ def _latest_versions(con, contract: Contract, files: list[Path], staging: Path, 
     base = [PIPELINE_VERSION, [list(c) for c in cols]]
     rows = "(SELECT NULL::VARCHAR AS file, NULL::BIGINT AS line WHERE false)"
     if (added := _appended(cached, stamp, digest, base)) is not None:
+        latest.appended = (cached["signature"], [Path(f) for f in added])
         # only new periods, later than every cached one (a monthly delivery): the list so far, the
         # earlier rows whose key the new files deliver again, and what the new files supersede
         # among themselves. Reads the earlier files' keys, never windows them.
@@ -304,7 +312,8 @@ def sql_files(folder: str) -> list[Path]:
 
 
 STAGING_VIEW = re.compile(r"\bstg_([a-z0-9_]+)")
-BY_PARTNER = re.compile(r"^--\s*refresh:\s*by partner\s*$", re.MULTILINE)
+BY_PARTNER = re.compile(r"^--\s*refresh:.*\bby partner\b", re.MULTILINE)
+BY_PERSON = re.compile(r"^--\s*refresh:.*\bby person\b", re.MULTILINE)
 CREATE_AS = re.compile(r"^CREATE TABLE (kb\.[a-z0-9_]+) AS\s", re.MULTILINE)
 
 
@@ -325,6 +334,13 @@ def by_partner(path: Path) -> bool:
     """A kb table with a ``partner`` column whose SQL says ``-- refresh: by partner``: when some of
     its partners change, only their rows are made again (the others' are carried forward)."""
     return bool(BY_PARTNER.search(path.read_text()))
+
+
+def by_person(path: Path) -> bool:
+    """A kb table whose SQL says ``-- refresh: by person``: a person's rows are made of that
+    person's records only, so when its changed partners only added later periods (a monthly
+    delivery), only the rows of the persons in the new files are made again."""
+    return bool(BY_PERSON.search(path.read_text()))
 
 
 def sql_digest(folder: str) -> str:
@@ -428,36 +444,46 @@ def prepare(staging: Path, contracts: dict[str, Contract], key_fingerprint: str)
 @dataclass
 class Carried:
     """What the previous build gives this one: whole kb tables, by-partner tables but for the
-    rows of their changed partners (made again), and whether its impact units are kept (made by
-    the same ind SQL: ind/impact_units.sql keeps those of persons whose inputs are unchanged)."""
+    rows of their changed partners, by-person tables but for the rows of the persons in new
+    deliveries (made again), and whether its impact units are kept (made by the same ind SQL:
+    ind/impact_units.sql keeps those of persons whose inputs are unchanged)."""
 
     tables: set[str]
     refresh: dict[str, set[str]]   # by-partner table -> partners whose rows are made again
+    persons: dict[str, set[str]] = field(default_factory=dict)  # by-person table -> its changed partners
+    added: list[Path] = field(default_factory=list)  # the new deliveries' files: whose persons are made again
     impact_units: bool = False
 
     @property
     def kept(self) -> set[str]:
-        return self.tables | set(self.refresh)
+        return self.tables | set(self.refresh) | set(self.persons)
 
 
 def carried_tables(target: Path, key_fingerprint: str, prep: Prepared, contracts: dict[str, Contract],
                    kb_sql: str, ind_sql: str) -> Carried:
     """Step 2: the kb tables the previous build can give as they are (same key, pipeline, kb SQL and
-    exclusions, and every partner they are made from unchanged), and the by-partner tables it
-    can give but for their changed partners' rows."""
+    exclusions, and every partner they are made from unchanged), the by-person tables it can give
+    but for the persons in new deliveries (when their changed partners only added later periods
+    to what it was built from), and the by-partner tables it can give but for their changed
+    partners' rows."""
     previous = _previous_inputs(target, key_fingerprint, prep.exclusion, kb_sql)
     if previous is None:
         return Carried(set(), {})
     sources = table_sources(contracts)
     carried = Carried(set(), {}, impact_units=previous.ind_sql == ind_sql)
+    added = {p: latest.appended[1] for p, (latest, _) in prep.current.items()
+             if latest.appended and latest.appended[0] == previous.signatures.get(p)}
     for path in sql_files("kb"):
         if path.stem not in previous.tables:
             continue
         changed = {p for p in sources[path.stem] if previous.signatures.get(p) != prep.signatures[p]}
         if not changed:
             carried.tables.add(path.stem)
+        elif by_person(path) and changed <= set(added):
+            carried.persons[path.stem] = changed
         elif by_partner(path):
             carried.refresh[path.stem] = changed
+    carried.added = sorted(f for p in set().union(*carried.persons.values()) for f in added[p])
     return carried
 
 
@@ -490,16 +516,22 @@ def _open_new_file(target: Path, carried: Carried) -> tuple[Path, duckdb.DuckDBP
     return building, con
 
 
-def _refresh(con, path: Path, partners: set[str]) -> None:
-    """Make the rows of ``partners`` of a by-partner table again; the others' rows stay as carried.
-    The filter on the partner column leaves the other partners' staging unread."""
+def _refresh(con, path: Path, partners: set[str], persons: bool = False) -> None:
+    """Make some rows of a table again, the others stay as carried: those of ``partners`` of a
+    by-partner table (the filter on the partner column leaves the other partners' staging
+    unread), and with ``persons`` only those of the persons in the new deliveries (``touched``)."""
     text = path.read_text()
     if not (table := CREATE_AS.search(text)):
-        raise KnowledgeBaseError(f"{path.name} is refreshed by partner but has no 'CREATE TABLE kb.<name> AS' line")
+        raise KnowledgeBaseError(f"{path.name} is refreshed in part but has no 'CREATE TABLE kb.<name> AS' line")
     select = text[table.end():].strip().rstrip(";")
-    names = ", ".join(lit(p) for p in sorted(partners))
-    con.execute(f"DELETE FROM {table.group(1)} WHERE partner IN ({names})")
-    con.execute(f"INSERT INTO {table.group(1)} SELECT * FROM ({select}) WHERE partner IN ({names})")
+    rows = []
+    if by_partner(path):
+        rows.append(f"partner IN ({', '.join(lit(p) for p in sorted(partners))})")
+    if persons:
+        rows.append("pseudonym IN (SELECT pseudonym FROM touched)")
+    where = " AND ".join(rows)
+    con.execute(f"DELETE FROM {table.group(1)} WHERE {where}")
+    con.execute(f"INSERT INTO {table.group(1)} SELECT * FROM ({select}) WHERE {where}")
 
 
 def _kb_tables(con, prep: Prepared, carried: Carried) -> None:
@@ -510,8 +542,14 @@ def _kb_tables(con, prep: Prepared, carried: Carried) -> None:
         con.execute(f"""CREATE TEMP VIEW stg_{partner} AS SELECT * FROM ({latest.select_sql()})
                         WHERE pseudonym NOT IN (SELECT pseudonym FROM excluded)""")
     with timing.stage("kb"):
+        if carried.persons:
+            con.execute(f"""CREATE TEMP TABLE touched AS SELECT DISTINCT pseudonym
+                            FROM read_parquet({_files_sql(carried.added)}, union_by_name = true)
+                            WHERE pseudonym IS NOT NULL""")
         for path in sql_files("kb"):
-            if path.stem in carried.refresh:
+            if path.stem in carried.persons:
+                _refresh(con, path, carried.persons[path.stem], persons=True)
+            elif path.stem in carried.refresh:
                 _refresh(con, path, carried.refresh[path.stem])
             elif path.stem not in carried.tables:
                 con.execute(path.read_text())
@@ -637,6 +675,7 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
     building, con = _open_new_file(target, carried)
     try:
         _kb_tables(con, prep, carried)
+        touched = con.sql("SELECT count(*) FROM touched").fetchall()[0][0] if carried.persons else 0
         _ledger_tables(con, prep, landing_scan)
         _build_info(con, prep, as_of, key_fingerprint, parameters, kb_sql, ind_sql)
         regions.write_kb_tables(con, target.parent)  # kb.region, kb.municipalities (DATA/region.json)
@@ -653,4 +692,5 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
     os.replace(building, target)
     return BuildResult(target, as_of, tables["clients"], programme_clients, prep.held_back.num_rows, prep.withdrawn,
                        prep.purged_rows, tables, sorted(carried.tables), views,
-                       {t: sorted(p) for t, p in sorted(carried.refresh.items())})
+                       {t: sorted(p) for t, p in sorted(carried.refresh.items())},
+                       {t: sorted(p) for t, p in sorted(carried.persons.items())}, touched)

@@ -148,6 +148,9 @@ def load_contract(path: str | Path) -> Contract:
     for k in raw["natural_key"]:
         if k not in names:
             raise ContractError(f"{partner}: natural key column {k!r} is not a column")
+    if raw["identifier"] not in raw["natural_key"]:  # a later version is then always of the same person,
+        # so a new delivery changes no other person's records (the kb build's refresh by person)
+        raise ContractError(f"{partner}: the natural key must include the identifier column {raw['identifier']!r}")
     for rule in raw.get("rules", []):
         if rule.get("rule") not in {"not_before", "not_greater"}:
             raise ContractError(f"{partner}: unknown rule {rule!r}")

@@ -165,3 +165,15 @@ def test_fixed_width_column_outside_the_record_is_a_contract_error(tmp_path, sta
     (tmp_path / "kela.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True))
     with pytest.raises(ContractError, match="does not lie within the record"):
         load_contract(tmp_path / "kela.yaml")
+
+
+def test_a_natural_key_without_the_identity_code_is_a_contract_error(tmp_path):
+    """A later version of a record must be of the same person: the kb build's refresh by person relies on it."""
+    import yaml
+
+    from schemas.contract import ContractError, load_contract
+    raw = yaml.safe_load((Path(__file__).parent.parent / "schemas" / "te.yaml").read_text())
+    raw["natural_key"] = ["ALKUPVM"]
+    (tmp_path / "te.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True))
+    with pytest.raises(ContractError, match="natural key must include the identifier column 'HETU'"):
+        load_contract(tmp_path / "te.yaml")

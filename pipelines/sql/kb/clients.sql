@@ -4,6 +4,7 @@
 -- (the record with the latest start date among ttk, te, typ and kunta; then the latest
 -- delivery; then te before ttk, typ and kunta).
 -- depends: kb.person_sources
+-- refresh: by person
 CREATE TABLE kb.clients AS
 SELECT pseudonym,
        any_value(birth_year) AS birth_year,

@@ -1,4 +1,5 @@
 -- kb.episodes: every service episode of a client, one row per episode and source.
+-- refresh: by person
 CREATE TABLE kb.episodes AS
 SELECT * FROM (
     SELECT pseudonym, 'ttk' AS source, 'TTK' AS service, start_date, end_date, end_reason,

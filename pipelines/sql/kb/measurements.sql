@@ -1,4 +1,5 @@
 -- kb.measurements: functional-capacity measurements.
+-- refresh: by person
 CREATE TABLE kb.measurements AS
 SELECT pseudonym, measured_on, instrument, phase, value::DOUBLE AS value
 FROM stg_mittarit

@@ -5,7 +5,7 @@
 -- from it, so a monthly delivery reads its own partner's records only.
 -- Partners with places and the others are grouped apart, each with its own aggregates only (every
 -- record through every aggregate took twice as long).
--- refresh: by partner
+-- refresh: by partner, by person
 CREATE TABLE kb.person_sources AS
 WITH places AS (  -- the partners that know where a person lives, and TTK's starts
     SELECT 'te' AS partner, pseudonym, birth_year, sex, temporary_id, municipality, start_date, delivery_period,
