@@ -1,6 +1,5 @@
 """The knowledge base and its indicators as Dagster assets (one atomic build)."""
 
-import duckdb
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -16,9 +15,9 @@ from assets.names import IMPACT_CHECK, IND_KEY, KB_KEY, VIEWS_CHECK, WRITER_POOL
 from assets.partners import CONTRACTS
 from assets.resources import TyokykyResource
 from assets.run_policy import FILE_SYSTEM_RETRY, no_retry_on_bad_data
-from pipelines import knowledge_base, landing, timing
+from pipelines import knowledge_base, landing
 from pipelines.data_lock import step_lock
-from pipelines.impact import SMD_LIMIT, UNMATCHED_LIMIT, matching_quality
+from pipelines.impact import SMD_LIMIT, UNMATCHED_LIMIT
 
 
 @multi_asset(
@@ -63,8 +62,7 @@ def knowledge_base_and_indicators(context: AssetExecutionContext, tyokyky: Tyoky
         **{f"rows_{t}": n for t, n in result.tables.items()},
     })
     yield MaterializeResult(asset_key=IND_KEY, metadata={"views": len(knowledge_base.sql_files("ind"))})
-    with duckdb.connect(str(result.path), read_only=True) as con, timing.stage("impact"):
-        quality = matching_quality(con)
+    quality = result.matching  # read with the views, on the finished file opened read-only
     answers = result.views  # counted on the finished file opened read-only, as evaluators open it
     yield AssetCheckResult(asset_key=IND_KEY, check_name=VIEWS_CHECK, passed=all(
                                answers.get(v) is not None for v in knowledge_base.REQUIRED_VIEWS),

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 SMD_LIMIT = 0.1         # |smd_after| above this: covariate not balanced
 UNMATCHED_LIMIT = 0.10  # share of treated without an eligible control
@@ -40,11 +42,20 @@ class MatchingQuality:
             + " |" for b in self.balance)
 
 
+#: the views the matching quality is read from
+VIEWS = ("impact_estimates", "impact_balance")
+
+
 def matching_quality(con: duckdb.DuckDBPyConnection) -> MatchingQuality:
     """Read ind.impact_estimates and ind.impact_balance and say what is weak."""
-    treated, unmatched = con.sql("SELECT max(treated), max(unmatched_treated) FROM ind.impact_estimates").fetchall()[0]
-    rel = con.sql("SELECT * FROM ind.impact_balance")
-    balance = [dict(zip(rel.columns, r)) for r in rel.fetchall()]
+    return quality_of(*(con.sql(f"SELECT * FROM ind.{view}").to_arrow_table() for view in VIEWS))
+
+
+def quality_of(estimates: pa.Table, balance_rows: pa.Table) -> MatchingQuality:
+    """What is weak in the matching, from the rows of ind.impact_estimates and ind.impact_balance
+    (the build reads them once, when it checks that every contract view answers)."""
+    treated, unmatched = (pc.max(estimates.column(c)).as_py() for c in ("treated", "unmatched_treated"))
+    balance = balance_rows.to_pylist()
     q = MatchingQuality(int(treated or 0), int(unmatched or 0), balance)
     for b in balance:
         if b["smd_after"] is not None and abs(b["smd_after"]) > SMD_LIMIT:

@@ -212,3 +212,19 @@ def test_spells_with_the_same_start_give_the_same_units_in_any_order():
     one = {"clients": clients, "spells": spells, "benefits": [], "as_of": D(2023, 1, 31)}
     other = dict(one, spells=[spells[0], spells[2], spells[1]])
     assert _units_after([one]) == _units_after([other]) == _units_after([one, other]) == _units_after([other, one])
+
+
+def test_a_new_index_month_reads_the_whole_window_of_an_unchanged_person():
+    """A kept control's units at a new index month m0 read its spells from m0 − 12 to m0 + 12: a spell
+    that covers only m0 − 12 (jobless) or only m0 + 12 (open market) counts as from scratch."""
+    clients = [("t", 1980, "F", "x", False, True, D(2022, 1, 10), None), ("c", 1981, "F", "x", False, False, None, None)]
+    spells = [("t", "01", D(2021, 1, 1), D(2021, 12, 31), "x"),
+              ("c", "02", D(2021, 1, 1), D(2021, 1, 31), "x"),    # only m0 − 12
+              ("c", "01", D(2021, 11, 1), None, "x"),
+              ("c", "11", D(2023, 1, 1), D(2023, 1, 31), "x")]    # only m0 + 12
+    before = {"clients": clients, "spells": spells, "benefits": [], "as_of": D(2022, 12, 31)}
+    after = dict(before, as_of=D(2023, 1, 31))   # m0 = 2022-01 joins: 12 months of follow-up observed
+    units = _units_after([before, after])
+    assert units == _units_after([after])
+    control = [u for u in units if u[0] == "control"]
+    assert [(u[6], u[10]) for u in control] == [(3, 1)]  # prior_unemployed_months, employed_open_market_12m

@@ -60,8 +60,11 @@ LEFT JOIN (SELECT pseudonym FROM impact_inputs JOIN ind.impact_unit_inputs USING
        USING (pseudonym)
 WHERE NOT c.temporary_id;
 
-DROP TABLE ind.impact_unit_inputs;  -- the previous digests are read: this build's are stored now, so
-CREATE TABLE ind.impact_unit_inputs AS FROM impact_inputs;  -- they hold no memory while units are made
+-- the previous digests are read: this build's are stored now (but for the persons whose digest is the
+-- same), so that they hold no memory while units are made
+DELETE FROM ind.impact_unit_inputs WHERE pseudonym NOT IN (SELECT pseudonym FROM impact_people WHERE kept);
+INSERT INTO ind.impact_unit_inputs
+SELECT * FROM impact_inputs ANTI JOIN (SELECT pseudonym FROM impact_people WHERE kept) USING (pseudonym);
 DROP TABLE impact_inputs;
 
 CREATE TEMP TABLE impact_candidates AS  -- the TTK cohort with a reliable code and 12 months of follow-up observed
@@ -91,7 +94,9 @@ WITH people AS (FROM impact_people),
 candidates AS (FROM impact_candidates),
 months AS (FROM impact_months),
 bases AS (
-    SELECT batch, min(m0) - 12 AS base, max(m0) + 12 AS top, bool_or(new) AS has_new FROM months GROUP BY batch
+    SELECT batch, min(m0) - 12 AS base, max(m0) + 12 AS top,
+           min(m0) FILTER (WHERE new) - 12 AS new_lo, max(m0) FILTER (WHERE new) + 12 AS new_hi
+    FROM months GROUP BY batch
 ),
 spells AS (
     SELECT p.pid, p.kept, s.status, s.start_date,
@@ -99,14 +104,16 @@ spells AS (
            coalesce(year(s.end_date) * 12 + month(s.end_date) - 1 - (day(s.end_date) < 15)::INTEGER, 1000000) AS last_m
     FROM kb.status_spells s JOIN people p USING (pseudonym)
 ),
-spell_bits AS (  -- an unchanged person's month sets are needed only in a batch with a new month
+spell_bits AS (  -- an unchanged person's month sets are needed only in a batch with a new month, and
+    -- only its spells that reach the 12 months before or after a new index month (a later spell
+    -- outside them masks no month a new unit reads)
     SELECT s.pid, s.status, s.start_date, b.batch, b.base,
            CASE WHEN greatest(s.first_m, b.base) <= least(s.last_m, b.top)
                 THEN ((1::HUGEINT << (least(s.last_m, b.top) - greatest(s.first_m, b.base) + 1)) - 1)
                      << (greatest(s.first_m, b.base) - b.base)
                 ELSE 0 END AS covered
     FROM spells s JOIN bases b ON s.first_m <= b.top AND s.last_m >= b.base
-    WHERE NOT s.kept OR b.has_new
+    WHERE NOT s.kept OR (s.first_m <= b.new_hi AND s.last_m >= b.new_lo)
 ),
 resolved AS (
     SELECT pid, status, batch, base,
