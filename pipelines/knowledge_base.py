@@ -225,7 +225,8 @@ def _latest_versions(con, contract: Contract, files: list[Path], staging: Path, 
             SELECT file, line FROM rows WHERE _key IN (SELECT _key FROM rows GROUP BY _key HAVING count(*) > 1)
             QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY delivery_period DESC, line DESC) > 1)"""
     con.execute(f"COPY {rows} TO {_path_sql(tmp)} (FORMAT parquet, COMPRESSION zstd)")
-    os.replace(tmp, superseded)
+    meta.unlink(missing_ok=True)  # a list without its signature is made anew: a crash or a full disk
+    os.replace(tmp, superseded)   # between the two writes never pairs the new list with the old files
     tmp_meta = meta.with_suffix(".json.tmp")
     tmp_meta.write_text(json.dumps({"signature": signature, "erasure": digest, "base": base, "stamp": stamp}))
     os.replace(tmp_meta, meta)
@@ -323,8 +324,8 @@ def sql_files(folder: str) -> list[Path]:
 
 
 STAGING_VIEW = re.compile(r"\bstg_([a-z0-9_]+)")
-BY_PARTNER = re.compile(r"^--\s*refresh:.*\bby partner\b", re.MULTILINE)
-BY_PERSON = re.compile(r"^--\s*refresh:.*\bby person\b", re.MULTILINE)
+REFRESH = re.compile(r"^--\s*refresh:(.*)$", re.MULTILINE)
+REFRESH_KINDS = {"by partner", "by person"}
 CREATE_AS = re.compile(r"^CREATE TABLE (kb\.[a-z0-9_]+) AS\s", re.MULTILINE)
 
 
@@ -341,17 +342,26 @@ def table_sources(contracts: dict[str, Contract]) -> dict[str, set[str]]:
     return sources
 
 
+def refresh_kinds(path: Path) -> set[str]:
+    """How a kb table may be made again in part, from its ``-- refresh: by partner, by person`` line."""
+    kinds = {k.strip() for m in REFRESH.findall(path.read_text()) for k in m.split(",")}
+    if unknown := kinds - REFRESH_KINDS:
+        raise KnowledgeBaseError(f"{path.name}: unknown refresh {', '.join(sorted(unknown))!r} "
+                                 f"(known: {', '.join(sorted(REFRESH_KINDS))})")
+    return kinds
+
+
 def by_partner(path: Path) -> bool:
     """A kb table with a ``partner`` column whose SQL says ``-- refresh: by partner``: when some of
     its partners change, only their rows are made again (the others' are carried forward)."""
-    return bool(BY_PARTNER.search(path.read_text()))
+    return "by partner" in refresh_kinds(path)
 
 
 def by_person(path: Path) -> bool:
     """A kb table whose SQL says ``-- refresh: by person``: a person's rows are made of that
     person's records only, so when its changed partners only added later periods (a monthly
-    delivery), only the rows of the persons in the new files are made again."""
-    return bool(BY_PERSON.search(path.read_text()))
+    delivery), only the rows of the persons in those partners' new files are made again."""
+    return "by person" in refresh_kinds(path)
 
 
 def sql_digest(folder: str) -> str:
@@ -462,7 +472,7 @@ class Carried:
     tables: set[str]
     refresh: dict[str, set[str]]   # by-partner table -> partners whose rows are made again
     persons: dict[str, set[str]] = field(default_factory=dict)  # by-person table -> its changed partners
-    added: list[Path] = field(default_factory=list)  # the new deliveries' files: whose persons are made again
+    added: dict[str, list[Path]] = field(default_factory=dict)  # partner -> its new files (whose persons are made again)
     impact_units: bool = False
 
     @property
@@ -494,7 +504,7 @@ def carried_tables(target: Path, key_fingerprint: str, prep: Prepared, contracts
             carried.persons[path.stem] = changed
         elif by_partner(path):
             carried.refresh[path.stem] = changed
-    carried.added = sorted(f for p in set().union(*carried.persons.values()) for f in added[p])
+    carried.added = {p: added[p] for p in set().union(*carried.persons.values())}
     return carried
 
 
@@ -530,16 +540,18 @@ def _open_new_file(target: Path, carried: Carried) -> tuple[Path, duckdb.DuckDBP
 def _refresh(con, path: Path, partners: set[str], persons: bool = False) -> None:
     """Make some rows of a table again, the others stay as carried: those of ``partners`` of a
     by-partner table (the filter on the partner column leaves the other partners' staging
-    unread), and with ``persons`` only those of the persons in the new deliveries (``touched``)."""
+    unread), and with ``persons`` only those of the persons in these partners' new deliveries
+    (``touched``)."""
     text = path.read_text()
     if not (table := CREATE_AS.search(text)):
         raise KnowledgeBaseError(f"{path.name} is refreshed in part but has no 'CREATE TABLE kb.<name> AS' line")
     select = text[table.end():].strip().rstrip(";")
+    names = ", ".join(lit(p) for p in sorted(partners))
     rows = []
     if by_partner(path):
-        rows.append(f"partner IN ({', '.join(lit(p) for p in sorted(partners))})")
+        rows.append(f"partner IN ({names})")
     if persons:
-        rows.append("pseudonym IN (SELECT pseudonym FROM touched)")
+        rows.append(f"pseudonym IN (SELECT pseudonym FROM touched WHERE partner IN ({names}))")
     where = " AND ".join(rows)
     con.execute(f"DELETE FROM {table.group(1)} WHERE {where}")
     con.execute(f"INSERT INTO {table.group(1)} SELECT * FROM ({select}) WHERE {where}")
@@ -553,10 +565,12 @@ def _kb_tables(con, prep: Prepared, carried: Carried) -> None:
         con.execute(f"""CREATE TEMP VIEW stg_{partner} AS SELECT * FROM ({latest.select_sql()})
                         WHERE pseudonym NOT IN (SELECT pseudonym FROM excluded)""")
     with timing.stage("kb"):
-        if carried.persons:
-            con.execute(f"""CREATE TEMP TABLE touched AS SELECT DISTINCT pseudonym
-                            FROM read_parquet({_files_sql(carried.added)}, union_by_name = true)
-                            WHERE pseudonym IS NOT NULL""")
+        if carried.persons:  # the persons in each partner's new deliveries (but for those held back)
+            con.execute("CREATE TEMP TABLE touched (partner VARCHAR, pseudonym VARCHAR)")
+            for partner, files in sorted(carried.added.items()):
+                con.execute(f"""INSERT INTO touched SELECT DISTINCT {lit(partner)}, pseudonym
+                                FROM read_parquet({_files_sql(files)}, union_by_name = true)
+                                WHERE pseudonym IS NOT NULL AND pseudonym NOT IN (SELECT pseudonym FROM excluded)""")
         for path in sql_files("kb"):
             if path.stem in carried.persons:
                 _refresh(con, path, carried.persons[path.stem], persons=True)
@@ -688,7 +702,7 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
     building, con = _open_new_file(target, carried)
     try:
         _kb_tables(con, prep, carried)
-        touched = con.sql("SELECT count(*) FROM touched").fetchall()[0][0] if carried.persons else 0
+        touched = con.sql("SELECT count(DISTINCT pseudonym) FROM touched").fetchall()[0][0] if carried.persons else 0
         _ledger_tables(con, prep, landing_scan)
         _build_info(con, prep, as_of, key_fingerprint, parameters, kb_sql, ind_sql)
         regions.write_kb_tables(con, target.parent)  # kb.region, kb.municipalities (DATA/region.json)
