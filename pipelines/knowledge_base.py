@@ -30,7 +30,6 @@ import pyarrow as pa
 import yaml
 
 from pipelines import consent, impact, regions, timing
-from pipelines.impact import MatchingQuality
 from pipelines.limits import duckdb_config
 from pipelines.staging import PIPELINE_VERSION, delivery_states, other_keys, rows_file, write_state
 from schemas.casting import lit, q, staging_columns
@@ -63,7 +62,7 @@ class BuildResult:
     refreshed_by_person: dict[str, list[str]]  # kb tables carried forward but for the rows of the persons
                                                # in these partners' new deliveries
     persons_refreshed: int           # the persons in those new deliveries
-    matching: MatchingQuality        # of the impact comparison, read with the views above
+    matching: impact.MatchingQuality  # of the impact comparison, read with the views above
 
 
 def load_parameters(path: str | Path | None = None) -> dict:
@@ -670,7 +669,7 @@ def check_before_swap(con) -> dict[str, int]:
     return {t: con.sql(f"SELECT count(*) FROM kb.{t}").fetchall()[0][0] for t in KB_TABLES + ["quarantine", "deliveries"]}
 
 
-def views_answer_as_opened(building: Path) -> tuple[dict[str, int], MatchingQuality]:
+def views_answer_as_opened(building: Path) -> tuple[dict[str, int], impact.MatchingQuality]:
     """Step 8b: every contract view answers on the finished file opened read-only, as evaluators
     will open it (a view that leans on something of the build's own session fails here), or the
     build is not swapped in. Returns the rows of each view and the matching quality read from
