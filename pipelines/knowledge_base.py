@@ -249,21 +249,21 @@ def _appended(cached: dict, stamp: list, digest: str, base: list) -> list[str] |
     return added
 
 
-def contract_views_answer(con: duckdb.DuckDBPyConnection, keep: dict[str, pa.Table] | None = None
-                          ) -> dict[str, int | None]:
-    """Rows of every view of the evaluators' contract; None where a view does not answer. The rows
-    of the views ``keep`` names are put in it (each view is evaluated once: they are small)."""
-    answers: dict[str, int | None] = {}
+def contract_view_rows(con: duckdb.DuckDBPyConnection) -> dict[str, pa.Table | None]:
+    """The rows of every view of the evaluators' contract (all small, so each is evaluated once and
+    kept); None where a view does not answer."""
+    rows: dict[str, pa.Table | None] = {}
     for view in REQUIRED_VIEWS:
         try:
-            table = con.sql(f"SELECT * FROM ind.{view}").to_arrow_table()
+            rows[view] = con.sql(f"SELECT * FROM ind.{view}").to_arrow_table()
         except duckdb.Error:
-            answers[view] = None
-            continue
-        answers[view] = table.num_rows
-        if keep is not None and view in keep:
-            keep[view] = table
-    return answers
+            rows[view] = None
+    return rows
+
+
+def contract_views_answer(con: duckdb.DuckDBPyConnection) -> dict[str, int | None]:
+    """Rows of every view of the evaluators' contract; None where a view does not answer."""
+    return {view: None if table is None else table.num_rows for view, table in contract_view_rows(con).items()}
 
 
 def _stage_of(name: str) -> str:
@@ -556,8 +556,9 @@ def _refresh(con, path: Path, partners: set[str], persons: bool = False) -> None
     con.execute(f"INSERT INTO {table.group(1)} SELECT * FROM ({select}) WHERE {where}")
 
 
-def _kb_tables(con, prep: Prepared, carried: Carried) -> None:
-    """Step 4: the kb tables from staging (sql/kb), persons held back left out."""
+def _kb_tables(con, prep: Prepared, carried: Carried) -> int:
+    """Step 4: the kb tables from staging (sql/kb), persons held back left out. Returns how many
+    persons' rows were made again in tables carried forward by person."""
     con.register("held_back_rows", prep.held_back)
     con.execute("CREATE TEMP TABLE excluded AS SELECT pseudonym FROM held_back_rows")
     for partner, (latest, _) in prep.current.items():
@@ -577,6 +578,7 @@ def _kb_tables(con, prep: Prepared, carried: Carried) -> None:
                 _refresh(con, path, carried.refresh[path.stem])
             elif path.stem not in carried.tables:
                 con.execute(path.read_text())
+    return con.sql("SELECT count(DISTINCT pseudonym) FROM touched").fetchall()[0][0] if carried.persons else 0
 
 
 DELIVERIES_COLUMNS = {
@@ -674,13 +676,12 @@ def views_answer_as_opened(building: Path) -> tuple[dict[str, int], impact.Match
     will open it (a view that leans on something of the build's own session fails here), or the
     build is not swapped in. Returns the rows of each view and the matching quality read from
     the same evaluation: the one evaluation of the views per build."""
-    kept: dict[str, pa.Table] = dict.fromkeys(impact.VIEWS)
     with timing.stage("impact"):   # the impact views are most of what this asks for
         with duckdb.connect(str(building), read_only=True, config=duckdb_config()) as con:
-            answers = contract_views_answer(con, kept)
-    if silent := [v for v, n in answers.items() if n is None]:
+            rows = contract_view_rows(con)
+    if silent := [v for v, table in rows.items() if table is None]:
         raise KnowledgeBaseError(f"indicator view(s) {', '.join(silent)} do not answer; the build is not swapped in")
-    return answers, impact.quality_of(*(kept[v] for v in impact.VIEWS))
+    return {v: table.num_rows for v, table in rows.items()}, impact.quality_of(*(rows[v] for v in impact.VIEWS))
 
 
 def build(staging: Path, target: Path, contracts: dict[str, Contract], key_fingerprint: str,
@@ -700,8 +701,7 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
     as_of = as_of_date(prep, contracts)
     building, con = _open_new_file(target, carried)
     try:
-        _kb_tables(con, prep, carried)
-        touched = con.sql("SELECT count(DISTINCT pseudonym) FROM touched").fetchall()[0][0] if carried.persons else 0
+        touched = _kb_tables(con, prep, carried)
         _ledger_tables(con, prep, landing_scan)
         _build_info(con, prep, as_of, key_fingerprint, parameters, kb_sql, ind_sql)
         regions.write_kb_tables(con, target.parent)  # kb.region, kb.municipalities (DATA/region.json)

@@ -112,8 +112,8 @@ def test_failed_build_leaves_previous_database_untouched(tmp_path, key_file, bui
     settings = Settings(landing.root, data, key_file)
     before = settings.kb_path.read_bytes()
     landing.csv("te", "2023-01", [[handmade.P6, "858", "11", "2023-01-10", "", "Tuusula"]])
-    real = knowledge_base.contract_views_answer
-    monkeypatch.setattr(knowledge_base, "contract_views_answer", lambda con, keep=None: {**real(con, keep), "cost_savings": None})
+    real = knowledge_base.contract_view_rows
+    monkeypatch.setattr(knowledge_base, "contract_view_rows", lambda con: {**real(con), "cost_savings": None})
     with pytest.raises(knowledge_base.KnowledgeBaseError,
                        match="^indicator view\\(s\\) cost_savings do not answer; the build is not swapped in$"):
         knowledge_base.build(settings.staging, settings.kb_path, load_contracts(),
