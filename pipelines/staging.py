@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -36,7 +37,7 @@ from pseudonymize import PseudonymKey, PseudonymMemo, pseudonymize_column
 from pseudonymize.redact import MARKER, PATTERN, redact
 from schemas.casting import validate_chunk, write_loaded
 from schemas.contract import Contract
-from schemas.readers import BLOCK_ROWS, DeliveryRejected
+from schemas.readers import BLOCK_ROWS, DeliveryRejected, ReadResult
 
 QUARANTINE_SCHEMA = pa.schema([("partner", pa.string()), ("period", pa.string()), ("file", pa.string()),
                                ("line", pa.int64()), ("reason", pa.string())])
@@ -273,40 +274,43 @@ def stage_delivery(staging: Path, delivery: Delivery, contract: Contract, key: P
         return _record_rejection(staging, delivery, contract, key, f"the file cannot be read ({type(e).__name__}): "
                                  "check that it follows the agreed format", 0)
     timing.add_rows("read", result.rows_read)
-    rows_read, row_errors, table = result.rows_read, result.row_errors, result.table
-    carried_redactions = result.codes_redacted  # made by the partner (a pseudonymised delivery)
-    del result
-    table, redacted = redact_free_text(contract, table)
-    redacted += carried_redactions
-    raw_rows = [table]  # handed over, so that the raw rows can be dropped before writing
-    del table
-
     target = period_dir(staging, delivery.partner, delivery.period)
     fresh = _fresh_folder(target)
     try:
-        return _stage_rows(delivery, contract, key, raw_rows, rows_read, row_errors, redacted, fresh, target, memo,
-                           withdrawal)
+        return _stage_rows(delivery, contract, key, result, fresh, target, memo, withdrawal)
     except (OSError, duckdb.IOException):  # a full disk is not the delivery's fault: stop, retry later
-        raw_rows.clear()
         shutil.rmtree(fresh, ignore_errors=True)
         raise
+    except DeliveryRejected as e:  # what a streamed read finds only on its second pass
+        shutil.rmtree(fresh, ignore_errors=True)
+        return _record_rejection(staging, delivery, contract, key, str(e), 0)
     except Exception as e:  # the checks failed on this file: reject it, keep what is loaded
-        raw_rows.clear()
         shutil.rmtree(fresh, ignore_errors=True)
         return _record_rejection(staging, delivery, contract, key, f"the file's rows cannot be checked "
-                                 f"({type(e).__name__}): check that it follows the agreed format", rows_read)
+                                 f"({type(e).__name__}): check that it follows the agreed format",
+                                 result.rows_read)
 
 
-def _stage_rows(delivery: Delivery, contract: Contract, key: PseudonymKey, raw_rows: list[pa.Table], rows_read: int,
-                row_errors: list, redacted: int, fresh: Path, target: Path, memo: PseudonymMemo | None,
-                withdrawal: Withdrawal | None) -> Attempt:
-    table = raw_rows.pop()
-    pieces = [pa.Table.from_batches([b]) for b in table.to_batches(max_chunksize=CHUNK_ROWS)] or [table]
-    del table  # from here each piece is dropped once checked (a reader's own block frees its buffers)
+def _timed_pieces(result: ReadResult) -> Iterator[pa.Table]:
+    """The read's pieces of at most CHUNK_ROWS rows; making one (a streamed read) counts as reading."""
+    pieces = result.pieces(CHUNK_ROWS)
+    while True:
+        with timing.stage("read"):
+            piece = next(pieces, None)
+        if piece is None:
+            return
+        yield piece
+        del piece
+
+
+def _stage_rows(delivery: Delivery, contract: Contract, key: PseudonymKey, result: ReadResult, fresh: Path,
+                target: Path, memo: PseudonymMemo | None, withdrawal: Withdrawal | None) -> Attempt:
+    redacted = result.codes_redacted  # made by the partner (a pseudonymised delivery)
     with _connection().cursor() as con:  # a cursor per delivery: deliveries may stage in parallel
         first = True
-        while pieces:
-            chunk = pieces.pop(0)
+        for chunk in _timed_pieces(result):  # each piece is dropped once checked
+            chunk, hits = redact_free_text(contract, chunk)
+            redacted += hits
             with timing.stage("pseudonymise", chunk.num_rows):
                 ids = pseudonymize_column(chunk.column(contract.identifier), key, memo)
                 chunk = chunk.drop_columns([contract.identifier])  # the raw code goes no further
@@ -324,6 +328,7 @@ def _stage_rows(delivery: Delivery, contract: Contract, key: PseudonymKey, raw_r
                                                         "withdrawn_tokens" if withdrawal is not None else None)
             rows_loaded = written + erased
 
+    rows_read, row_errors = result.rows_read, result.row_errors  # complete once every piece is read
     lines = [n for n, _ in row_errors] + quarantined.column("line").to_pylist()
     reasons = [r for _, r in row_errors] + quarantined.column("reason").to_pylist()
     order = sorted(range(len(lines)), key=lines.__getitem__)

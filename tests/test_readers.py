@@ -109,6 +109,90 @@ def test_fixed_width_byte_slices_equal_character_slices():
         assert _ascii_field(block, start, end).equals(_text_field(block, start, end))
 
 
+def _whole_file_read(contract, raw: bytes):
+    """What the reader did before it streamed: the whole file split into lines by pyarrow at once."""
+    from schemas.readers.fixed_width import _lines
+
+    lines = _lines(raw, contract.encoding).to_pylist()
+    records = lines[1:-1]
+    length = contract.file["record_length"]
+    errors = [(n, f"record is {len(r)} characters long, expected {length}")
+              for n, r in enumerate(records, start=2) if len(r) != length]
+    kept = [(n, r) for n, r in enumerate(records, start=2) if len(r) == length]
+    return lines, errors, kept
+
+
+def test_fixed_width_line_count_and_edge_lines_equal_a_whole_file_split():
+    """The first pass counts lines as pyarrow splits them (CR, LF, CRLF; a final line end adds
+    none) in chunks that never cut a line: on random runs of line ends, blanks and text, for
+    chunk sizes down to one byte, it finds pyarrow's count, first line and last line."""
+    import io
+    import random
+
+    from schemas.readers import fixed_width
+
+    rng = random.Random(11)
+    pieces = [b"a", b"bc", b" ", b"\r", b"\n", b"\r\n", b"\n\r", b"\xe4"]
+    for _ in range(400):
+        raw = b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 14)))
+        lines = fixed_width._lines(raw, "iso-8859-1").to_pylist()
+        for size in (1, 2, 3, 7, 64):
+            chunks = list(fixed_width._aligned(io.BytesIO(raw), size))
+            assert b"".join(chunks) == raw and all(c.endswith(b"\n") for c in chunks[:-1])
+            count = sum(c.count(b"\n") + c.count(b"\r") - c.count(b"\r\n") for c in chunks)
+            count += chunks[-1][-1:] not in (b"\r", b"\n")
+            assert count == len(lines), raw
+            assert fixed_width._last_line(chunks[-1]).decode("latin-1") == lines[-1], raw
+
+
+@pytest.mark.parametrize("block_rows", [1, 2, 3, 1000])
+def test_fixed_width_streamed_in_blocks_equals_the_whole_file_read(tmp_path, monkeypatch, block_rows):
+    """Records of the wrong length (short, long, empty, split by a lone CR), a non-ASCII record and
+    a missing final line end: read a block at a time, every record keeps its line number, every
+    error its line, and the fields are those of the whole file split at once."""
+    from schemas.readers import fixed_width
+
+    contract = C["kela"]
+    good = [f"{A:<11}202101PPR 020{i:010d}0000000000".encode() for i in range(9)]
+    body = [good[0], b"SHORT", good[1], b"", good[2], good[3] + b"X", good[4][:20] + b"\r" + good[4][20:],
+            "{:<11}202101TKE\xe4020{:010d}0000000000".format(B, 5).encode("latin-1")[:44], good[5], good[6]]
+    raw = b"\r\n".join([b"ALKU20210120210128", *body, b"LOPPU%09d" % (len(body) + 1)])  # no final CRLF
+    path = tmp_path / "kela_etuudet_202101.txt"
+    path.write_bytes(raw)
+    lines, errors, kept = _whole_file_read(contract, raw)
+    monkeypatch.setattr(fixed_width, "BLOCK_ROWS", block_rows)
+    result = read_delivery(contract, path, "2021-01")
+    assert result.rows_read == len(lines) - 2 == 11
+    pieces = list(result.pieces(block_rows))
+    assert len(pieces) >= min(len(kept), 11 // block_rows) and result.row_errors == errors
+    table = __import__("pyarrow").concat_tables(pieces)
+    assert table.column("_line").to_pylist() == [n for n, _ in kept]
+    assert [r["hetu"] + r["kuukausi"] + r["etuus"] + r["paivat"] + r["maksettu"] + r["kunnan_osuus"]
+            for r in table.to_pylist()] == [r for _, r in kept]
+    assert len(errors) == 5 and table.num_rows == 6 and table.column("etuus").to_pylist()[3] == "TKE\xe4"
+
+
+def test_fixed_width_file_is_checked_whole_before_a_row_is_handed_on(tmp_path, monkeypatch):
+    """Everything that rejects the file is found before the first block: a bad trailer count
+    at the end of a file of many blocks rejects it at read, with no block cut."""
+    from schemas.readers import fixed_width
+
+    cut = []
+    monkeypatch.setattr(fixed_width, "BLOCK_ROWS", 2)
+    monkeypatch.setattr(fixed_width, "SURVEY_BYTES", 50)
+    monkeypatch.setattr(fixed_width, "_fields", lambda *a: cut.append(1))
+    records = [f"{A:<11}202101PPR 020{i:010d}0000000000".encode() for i in range(9)]
+    path = tmp_path / "kela_etuudet_202101.txt"
+    path.write_bytes(b"\r\n".join([b"ALKU20210120210128", *records, b"LOPPU000000010", b""]))
+    with pytest.raises(DeliveryRejected, match="the trailer counts 10 records but the file holds 9"):
+        read_delivery(C["kela"], path, "2021-01")
+    path.write_bytes(b"\r\n".join([b"ALKU20210120210128", *records[:4], b"\xe4" * 44, *records[4:],
+                                    b"LOPPU000000010", b""]).replace(b"\r\n", b"\n", 1))
+    with pytest.raises(DeliveryRejected, match="CRLF"):
+        read_delivery(C["kela"], path, "2021-01")
+    assert cut == []
+
+
 def test_xlsx_excel_dates_and_typed_dates(landing):
     p = landing.valmennus("2021-06", [
         [A, dt.datetime(2021, 6, 7), None, "1.8.2021", "Avoin", 37.5, "G"],

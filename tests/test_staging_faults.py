@@ -189,6 +189,34 @@ def test_reject_kela_without_crlf(tmp_path, landing, key):
     assert "CRLF" in rejected(tmp_path, landing, "kela", "2021-03", key)
 
 
+def test_kela_file_cut_short_while_it_streams_is_rejected_and_the_loaded_version_stays(tmp_path, landing, key,
+                                                                                        monkeypatch):
+    """A Kela file is checked whole, then read again a block at a time: a file changed in between
+    (a transfer still writing it) rejects the delivery, and the version loaded before stays."""
+    from schemas.readers import fixed_width
+
+    records = [(A, "202103", "TMTU", 20, 70000, 35000), (B, "202103", "PPR", 20, 70000, 0),
+               (D, "202103", "PPR", 3, 1234, 0)]
+    landing.kela("2021-03", records[:1])
+    assert stage(tmp_path, landing, "kela", "2021-03", key)[0].rows_loaded == 1
+    path = landing.kela("2021-03", records)
+    checked_whole = fixed_width.read
+
+    def then_cut(contract, p, period):
+        result = checked_whole(contract, p, period)
+        p.write_bytes(p.read_bytes()[:70])   # the header and one record are left
+        return result
+
+    monkeypatch.setattr(fixed_width, "read", then_cut)
+    monkeypatch.setattr(fixed_width, "BLOCK_ROWS", 1)
+    attempt, _, loaded = stage(tmp_path, landing, "kela", "2021-03", key)
+    assert (attempt.status, attempt.reason) == ("rejected", "the file changed while it was read: deliver it again")
+    assert len(loaded) == 1 and not list((tmp_path / "staging" / "kela").glob("*.new"))
+    state = json.loads((tmp_path / "staging" / "kela" / "2021-03" / "delivery.json").read_text())
+    assert state["loaded"]["rows_loaded"] == 1 and state["last_attempt"]["status"] == "rejected"
+    assert path.stat().st_size == 70
+
+
 def test_reject_folder_with_several_files(tmp_path, landing, key):
     landing.csv("ttk", "2021-03", [TTK])
     landing.csv("ttk", "2021-03", [TTK], name="ttk_jaksot_202103_korjattu.csv")

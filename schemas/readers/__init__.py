@@ -10,7 +10,7 @@ No reader message ever quotes file content: it could hold an identity code.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -25,15 +25,54 @@ class DeliveryRejected(Exception):
     """The whole delivery is rejected; the message is the reason a partner can act on."""
 
 
-@dataclass
 class ReadResult:
-    table: pa.Table                      # text columns + _line (int64)
-    row_errors: list[tuple[int, str]] = field(default_factory=list)
-    codes_redacted: int = 0              # free-text values the partner already redacted (a sealed delivery)
+    """What a reader read: the rows as a table of text columns + ``_line`` (int64), the row
+    errors it met (``(line, reason)``), and how many free-text values the partner already
+    redacted (a sealed delivery).
+
+    A reader of national files may hand its rows on as a stream of tables instead (with the
+    count of records it will yield or report, known before the first row): staging takes them
+    a piece at a time, so the file is never held whole; ``row_errors`` is then complete once
+    the stream is. ``table`` and ``row_errors`` drain a stream not yet taken into one table,
+    for callers that want the read whole."""
+
+    def __init__(self, rows: pa.Table | Iterator[pa.Table], row_errors: list[tuple[int, str]] | None = None,
+                 codes_redacted: int = 0, records: int | None = None):
+        self._rows = rows
+        self._row_errors = row_errors if row_errors is not None else []
+        self.codes_redacted = codes_redacted
+        self._records = records if records is not None else rows.num_rows + len(self._row_errors)
+
+    @property
+    def table(self) -> pa.Table:
+        if not isinstance(self._rows, pa.Table):
+            self._rows = pa.concat_tables(list(self._rows))
+        return self._rows
+
+    @property
+    def row_errors(self) -> list[tuple[int, str]]:
+        if self._rows is not None:
+            self.table  # noqa: B018 (a stream's errors are complete once it is read)
+        return self._row_errors
 
     @property
     def rows_read(self) -> int:
-        return self.table.num_rows + len(self.row_errors)
+        """Rows loaded or in error: known before a stream is read."""
+        return self._records
+
+    def pieces(self, rows: int) -> Iterator[pa.Table]:
+        """The rows in tables of at most ``rows`` (a stream in its own blocks, of about as many), handed over: this
+        result keeps no reference, so each piece is freed once its taker drops it."""
+        source, self._rows = self._rows, None
+        if isinstance(source, pa.Table):
+            batches = source.to_batches(max_chunksize=rows)
+            if not batches:
+                yield source
+            del source
+            while batches:
+                yield pa.Table.from_batches([batches.pop(0)])
+        else:
+            yield from source
 
 
 def read_delivery(contract: Contract, path: Path, period: str) -> ReadResult:
@@ -48,12 +87,13 @@ def read_delivery(contract: Contract, path: Path, period: str) -> ReadResult:
     return result
 
 
-def decode(data: bytes, encoding: str) -> str:
-    """Decode strictly; a failure names the line of the first bad byte, never the bytes."""
+def decode(data: bytes, encoding: str, first_line: int = 1) -> str:
+    """Decode strictly; a failure names the line of the first bad byte, never the bytes
+    (``first_line``: the line ``data`` starts on, when it is a part of the file)."""
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
+        line = data.count(b"\n", 0, e.start) + first_line
         raise DeliveryRejected(
             f"the file cannot be decoded as {encoding.upper()} (first bad byte on line {line}): "
             f"export it again in {encoding.upper()}") from None

@@ -3,12 +3,20 @@
 The trailer is the partner's promise of completeness: a missing trailer or a count
 that does not match rejects the whole file, since a truncated transfer would
 otherwise load silently as a smaller month.
+
+A national month is millions of records, so the file is read twice and never held
+whole: a first pass over line-aligned chunks finds everything that rejects the file
+(encoding, line ends, header, trailer, the count), and only then are the records
+handed on a block at a time, each block cut into fields and dropped by staging once
+checked. A rejected file has therefore never had a row pseudonymised.
 """
 from __future__ import annotations
 
 import codecs
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -18,16 +26,22 @@ import pyarrow.csv as pacsv
 from schemas.contract import Contract
 from schemas.readers import BLOCK_ROWS, DeliveryRejected, ReadResult, decode, text_table
 
+#: bytes the first pass reads at a time (line-aligned)
+SURVEY_BYTES = 1 << 26
+_SEPARATOR = b"\x1f"   # the byte that makes pyarrow's CSV parser a line splitter (records never hold it)
+_FIRST_LINE = re.compile(rb"[^\r\n]*(\r\n|\r|\n)?")
+
 
 def _lines(raw: bytes, encoding: str) -> pa.Array:
     """Every line as Arrow text, split by pyarrow (no Python string per record: a national
     month is millions of lines). A unit-separator delimiter that records never contain
-    makes the CSV parser a line splitter; CR of CRLF is dropped with the line end."""
+    makes the CSV parser a line splitter; CR of CRLF is dropped with the line end.
+    A line ends at CR, LF or CRLF, as :func:`_survey` counts them."""
     table = pacsv.read_csv(
         pa.BufferReader(raw),
         read_options=pacsv.ReadOptions(column_names=["line"], encoding=encoding, use_threads=True,
                                        block_size=1 << 24),
-        parse_options=pacsv.ParseOptions(delimiter="\x1f", quote_char=False, escape_char=False,
+        parse_options=pacsv.ParseOptions(delimiter=_SEPARATOR.decode(), quote_char=False, escape_char=False,
                                          newlines_in_values=False, ignore_empty_lines=False,
                                          invalid_row_handler=lambda row: "error"),
         convert_options=pacsv.ConvertOptions(column_types={"line": pa.string()}, strings_can_be_null=False,
@@ -35,55 +49,135 @@ def _lines(raw: bytes, encoding: str) -> pa.Array:
     return table.column("line").combine_chunks()
 
 
+def _aligned(f: BinaryIO, size: int) -> Iterator[bytes]:
+    """The rest of ``f`` in chunks of about ``size`` bytes, each ending just after an LF (but
+    the last): no line, and no CRLF, is ever cut in two."""
+    carry = b""
+    while data := f.read(size):
+        if carry:
+            data, carry = carry + data, b""
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            carry = data
+        elif cut == len(data):
+            yield data
+        else:
+            yield data[:cut]
+            carry = data[cut:]
+    if carry:
+        yield carry
+
+
+@dataclass
+class _Survey:
+    lines: int           # as pyarrow splits them (CR, LF, CRLF)
+    first: bytes         # the first line, and the bytes it takes with its line end
+    first_bytes: int
+    last: bytes          # the last line
+
+
+def _survey(contract: Contract, path: Path) -> _Survey:
+    """One pass over the file for everything that rejects it whole, in the order the checks
+    have always run: empty, undecodable, line ends, a separator byte, then what the caller
+    checks (header, trailer, count)."""
+    encoding, check_decoding = contract.encoding, not _every_byte_decodes(contract.encoding)
+    blank, undecodable, separator = True, None, False
+    lf = crlf = cr = 0
+    first = last = None
+    first_bytes = 0
+    with open(path, "rb") as f:
+        for chunk in _aligned(f, SURVEY_BYTES):
+            if first is None:
+                m = _FIRST_LINE.match(chunk)
+                first, first_bytes = m.group(0).rstrip(b"\r\n"), m.end()
+            last = chunk  # no line spans two chunks
+            blank = blank and chunk.isspace()
+            if check_decoding and undecodable is None:
+                try:
+                    decode(chunk, encoding, first_line=lf + 1)
+                except DeliveryRejected as e:
+                    undecodable = e
+            separator = separator or _SEPARATOR in chunk
+            lf, crlf, cr = lf + chunk.count(b"\n"), crlf + chunk.count(b"\r\n"), cr + chunk.count(b"\r")
+    if first is None or blank:
+        raise DeliveryRejected("the file is empty")
+    if undecodable is not None:
+        raise undecodable
+    if contract.line_end == "\r\n" and lf != crlf:
+        raise DeliveryRejected("records do not end with CRLF as agreed: export the file again")
+    if separator:
+        raise DeliveryRejected("the file holds control characters that are not allowed in records")
+    return _Survey(lf + cr - crlf + (last[-1:] not in (b"\r", b"\n")), first, first_bytes, _last_line(last))
+
+
+def _last_line(chunk: bytes) -> bytes:
+    """The last line of a chunk, as pyarrow splits it (a final line end ends it, adds none)."""
+    end = len(chunk) - (2 if chunk.endswith(b"\r\n") else 1 if chunk[-1:] in (b"\r", b"\n") else 0)
+    return chunk[max(chunk.rfind(b"\r", 0, end), chunk.rfind(b"\n", 0, end)) + 1:end]
+
+
 def read(contract: Contract, path: Path, period: str) -> ReadResult:
     spec = contract.file
-    raw = path.read_bytes()  # binary: text mode would hide the CRLF record ends
-    if not raw or raw.isspace():  # (raw.strip() would copy a national file to find out)
-        raise DeliveryRejected("the file is empty")
-    if not _every_byte_decodes(contract.encoding):
-        decode(raw, contract.encoding)  # undecodable bytes reject the file
-    if contract.line_end == "\r\n" and raw.count(b"\n") != raw.count(b"\r\n"):
-        raise DeliveryRejected("records do not end with CRLF as agreed: export the file again")
-    try:
-        lines = _lines(raw, contract.encoding)
-    except (pa.ArrowInvalid, pa.ArrowException):  # a record holding the separator byte
-        raise DeliveryRejected("the file holds control characters that are not allowed in records") from None
-    del raw
-    header = re.match(spec["header"]["pattern"], lines[0].as_py()) if len(lines) else None
+    survey = _survey(contract, path)  # binary: text mode would hide the CRLF record ends
+    header = re.match(spec["header"]["pattern"], survey.first.decode(contract.encoding))
     if not header:
         raise DeliveryRejected("the header record (ALKU + period + creation date) is missing or malformed")
     if "period" in header.groupdict() and header["period"] != period.replace("-", ""):
         raise DeliveryRejected(f"the header is for period {header['period']}, but the file lies in "
                                f"folder {period}: deliver it in the right folder")
-    trailer = re.match(spec["trailer"]["pattern"], lines[len(lines) - 1].as_py()) if len(lines) > 1 else None
+    trailer = re.match(spec["trailer"]["pattern"], survey.last.decode(contract.encoding)) if survey.lines > 1 else None
     if not trailer:
         raise DeliveryRejected("the trailer record (LOPPU + record count) is missing: "
                                "the file is incomplete, deliver it again")
-    records = lines.slice(1, len(lines) - 2)
-    if int(trailer["count"]) != len(records):
+    records = survey.lines - 2
+    if int(trailer["count"]) != records:
         raise DeliveryRejected(f"the trailer counts {int(trailer['count'])} records but the file "
-                               f"holds {len(records)}: the file is incomplete, deliver it again")
-    line_numbers = np.arange(2, 2 + len(records), dtype=np.int64)
-    length = pc.utf8_length(records).to_numpy(zero_copy_only=False)
-    ok = length == spec["record_length"]
-    errors = [(int(n), f"record is {int(l)} characters long, expected {spec['record_length']}")
-              for n, l in zip(line_numbers[~ok], length[~ok])]
+                               f"holds {records}: the file is incomplete, deliver it again")
+    errors: list[tuple[int, str]] = []
+    return ReadResult(_blocks(contract, path, survey.first_bytes, records, errors), errors, records=records)
+
+
+def _blocks(contract: Contract, path: Path, skip: int, records: int, errors: list) -> Iterator[pa.Table]:
+    """The records after the first ``skip`` bytes (the header), about a block of rows at a time,
+    cut into fields; a record of the wrong length goes to ``errors`` as it is met."""
+    size = BLOCK_ROWS * (contract.file["record_length"] + len(contract.line_end))
+    line, left = 2, records
+    try:
+        with open(path, "rb") as f:
+            f.seek(skip)
+            for chunk in _aligned(f, size):
+                if not left:
+                    break
+                try:
+                    lines = _lines(chunk, contract.encoding)
+                except (pa.ArrowInvalid, pa.ArrowException):
+                    raise DeliveryRejected("the file changed while it was read: deliver it again") from None
+                block = lines.slice(0, min(left, len(lines)))
+                del chunk, lines
+                left -= len(block)
+                yield _fields(contract, block, line, errors)
+                line += len(block)
+    except OSError as e:
+        raise DeliveryRejected(f"the file cannot be read ({e.strerror}): check that it is in place "
+                               "and readable") from None
+    if left:
+        raise DeliveryRejected("the file changed while it was read: deliver it again")
+    if records == 0:
+        yield text_table({c.name: pa.array([], pa.string()) for c in contract.columns}, [])
+
+
+def _fields(contract: Contract, block: pa.Array, first_line: int, errors: list) -> pa.Table:
+    """One block of records as a table of text fields, each in buffers of its own."""
+    length = contract.file["record_length"]
+    line_numbers = np.arange(first_line, first_line + len(block), dtype=np.int64)
+    lengths = pc.utf8_length(block).to_numpy(zero_copy_only=False)
+    ok = lengths == length
     if not ok.all():
-        records = records.filter(pa.array(ok))
-    del lines
-    # one field of one block of records at a time, each block in buffers of its own: staging
-    # frees a block as soon as it is checked, so a national month is never held whole twice
-    columns: dict[str, list] = {c.name: [] for c in contract.columns}
-    for start in range(0, len(records), BLOCK_ROWS):
-        block = records.slice(start, BLOCK_ROWS)
-        field = _ascii_field if pc.all(pc.ascii_is_printable(block)).as_py() else _text_field
-        for c in contract.columns:
-            columns[c.name].append(field(block, c.start - 1, c.end))
-    del records
-    return ReadResult(text_table({k: pa.chunked_array(v, pa.string()) for k, v in columns.items()},
-                                 line_numbers[ok]), errors)
-
-
+        errors.extend((int(n), f"record is {int(n_chars)} characters long, expected {length}")
+                      for n, n_chars in zip(line_numbers[~ok], lengths[~ok]))
+        block = block.filter(pa.array(ok))
+    field = _ascii_field if pc.all(pc.ascii_is_printable(block)).as_py() else _text_field
+    return text_table({c.name: field(block, c.start - 1, c.end) for c in contract.columns}, line_numbers[ok])
 def _text_field(block: pa.Array, start: int, end: int) -> pa.Array:
     """Characters ``start:end`` of each record; NULL where they are blank (Unicode whitespace)."""
     field = pc.utf8_slice_codeunits(block, start, end)
