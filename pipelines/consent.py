@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from pipelines.limits import duckdb_config
+from pipelines.limits import connect
 from pipelines.staging import delivery_states, rows_file
 from schemas.casting import lit, q
 from schemas.contract import Contract
@@ -46,6 +46,6 @@ def digest(con: duckdb.DuckDBPyConnection) -> str:
 
 def withdrawal_set(staging: Path, contracts: dict[str, Contract]) -> tuple[pa.Table, str]:
     """(erasure tokens of the persons withdrawn in the latest staged snapshot, their digest)."""
-    with duckdb.connect(config=duckdb_config()) as con:
+    with connect() as con:
         load(con, contracts, delivery_states(staging))
         return con.sql("SELECT erasure_token FROM withdrawn").to_arrow_table(), digest(con)

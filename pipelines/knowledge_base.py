@@ -30,7 +30,7 @@ import pyarrow as pa
 import yaml
 
 from pipelines import consent, impact, regions, timing
-from pipelines.limits import duckdb_config
+from pipelines.limits import connect
 from pipelines.staging import PIPELINE_VERSION, delivery_states, other_keys, rows_file, write_state
 from schemas.casting import lit, q, staging_columns
 from schemas.contract import Contract, with_role
@@ -444,7 +444,7 @@ def prepare(staging: Path, contracts: dict[str, Contract], key_fingerprint: str)
     for d in deliveries:
         if d["partner"] in by_partner:
             by_partner[d["partner"]].append(d)
-    work = duckdb.connect(config=duckdb_config())
+    work = connect()
     try:
         latest = consent.load(work, contracts, deliveries)
         digest = consent.digest(work)
@@ -519,11 +519,11 @@ def _open_new_file(target: Path, carried: Carried) -> tuple[Path, duckdb.DuckDBP
     for leftover in (building, building.with_name(building.name + ".wal")):
         leftover.unlink(missing_ok=True)
     if not carried.kept:
-        con = duckdb.connect(str(building), config=duckdb_config())
+        con = connect(str(building))
         con.execute("CREATE SCHEMA kb; CREATE SCHEMA ind")
         return building, con
     shutil.copyfile(target, building)
-    con = duckdb.connect(str(building), config=duckdb_config())
+    con = connect(str(building))
     kept = {f"kb.{t}" for t in carried.kept}
     if carried.impact_units:
         kept |= {f"ind.{t}" for t in KEPT_IND_TABLES}
@@ -677,7 +677,7 @@ def views_answer_as_opened(building: Path) -> tuple[dict[str, int], impact.Match
     build is not swapped in. Returns the rows of each view and the matching quality read from
     the same evaluation: the one evaluation of the views per build."""
     with timing.stage("impact"):   # the impact views are most of what this asks for
-        with duckdb.connect(str(building), read_only=True, config=duckdb_config()) as con:
+        with connect(str(building), read_only=True) as con:
             rows = contract_view_rows(con)
     if silent := [v for v, table in rows.items() if table is None]:
         raise KnowledgeBaseError(f"indicator view(s) {', '.join(silent)} do not answer; the build is not swapped in")

@@ -15,3 +15,14 @@ DUCKDB_MEMORY = os.environ.get("TYOKYKY_DUCKDB_MEMORY") or "1536MB"
 def duckdb_config(**extra) -> dict:
     """Connection settings for every DuckDB the pipeline opens for writing or heavy reading."""
     return {"threads": THREADS, "memory_limit": DUCKDB_MEMORY, **extra}
+
+
+def connect(database: str = ":memory:", read_only: bool = False, **extra):
+    """A DuckDB connection within these limits, without DuckDB's progress bar: a national build's
+    long statements would draw it into the run's output and the operators' logs. (DuckDB is
+    imported here: the partners' command reads these limits and runs without it.)"""
+    import duckdb
+
+    con = duckdb.connect(database, read_only=read_only, config=duckdb_config(**extra))
+    con.execute("SET enable_progress_bar = false")
+    return con

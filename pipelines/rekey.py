@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 
 from pipelines import knowledge_base, landing, staging
 from pipelines.data_lock import DataDirBusy, data_lock
-from pipelines.limits import THREADS, duckdb_config
+from pipelines.limits import THREADS, connect
 from pipelines.settings import Settings
 from pseudonymize import KeyFileError, PseudonymKey, load_key_file
 from schemas import load_contracts
@@ -202,7 +202,7 @@ def _rekey_staging(settings: Settings, old_key: PseudonymKey, new_key: Pseudonym
                              f"{settings.landing} as loaded: withdrawals could not be carried to the new key; put "
                              "that delivery back (or pass --landing) and run rekey again")
     new_staging.mkdir(parents=True)
-    con = duckdb.connect(config=duckdb_config())
+    con = connect()
     try:
         con.execute("CREATE TEMP TABLE pseudonym_map (old VARCHAR, new VARCHAR)")
         con.execute("CREATE TEMP TABLE token_map (old VARCHAR, new VARCHAR)")
@@ -347,7 +347,7 @@ def _rekey_locked(settings: Settings, old_key: PseudonymKey, new_key: PseudonymK
                          f"({old_key.short_fingerprint}): pass the key currently in use")
     report = RekeyReport(old_key.fingerprint, new_key.fingerprint)
     work = settings.data / WORK
-    con = duckdb.connect(config=duckdb_config())
+    con = connect()
     try:
         _old_values(con, settings.staging)
         if settings.kb_path.exists():  # every value a pseudonym column of the old knowledge base holds

@@ -76,3 +76,36 @@ def test_synth_refuses_non_empty_folder(tmp_path):
     (tmp_path / "x" / "f").write_text("")
     r = cli("synth", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "not empty" in r.stderr
+
+
+def test_the_report_module_is_imported_in_the_background_and_a_failure_stays_silent(tmp_path, monkeypatch, capfd):
+    """`tyokyky run` imports the report's modules in a thread while the build runs; a module that
+    fails to import there neither raises nor prints (the report step imports it again and says why)."""
+    import threading
+
+    from tyokyky.run import REPORT_MODULE, import_in_background
+
+    assert REPORT_MODULE == "reports.steering"
+    (tmp_path / "warm_ok.py").write_text("import threading\nIMPORTED_IN = threading.current_thread().name\n")
+    (tmp_path / "warm_broken.py").write_text("raise RuntimeError('broken on import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("warm_ok", "warm_broken"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+        thread = import_in_background(name)
+        thread.join(10)
+        assert not thread.is_alive()
+    assert sys.modules["warm_ok"].IMPORTED_IN == "import warm_ok" != threading.current_thread().name
+    assert "warm_broken" not in sys.modules
+    assert capfd.readouterr() == ("", "")
+    with pytest.raises(RuntimeError, match="broken on import"):
+        __import__("warm_broken")
+
+
+def test_pipeline_connections_draw_no_progress_bar():
+    """DuckDB's progress bar would print into `tyokyky run`'s output during a national build's long
+    statements; the pipeline's connections (and their cursors, as staging uses them) turn it off."""
+    from pipelines.limits import connect
+
+    with connect() as con, con.cursor() as cursor:
+        for c in (con, cursor):
+            assert c.sql("SELECT current_setting('enable_progress_bar')").fetchall() == [(False,)]
