@@ -1,6 +1,7 @@
 """How much of the machine the pipeline uses, in one place: DuckDB's threads and memory limit,
 and how many deliveries stage side by side. The defaults fit the 2-core, 4 GB budget of a
-national build; TYOKYKY_THREADS and TYOKYKY_DUCKDB_MEMORY change them for a bigger machine."""
+national build; TYOKYKY_THREADS, TYOKYKY_DUCKDB_MEMORY and TYOKYKY_STAGING_DUCKDB_MEMORY change them
+for a bigger machine."""
 from __future__ import annotations
 
 import os
@@ -10,6 +11,9 @@ import os
 THREADS = max(1, int(os.environ.get("TYOKYKY_THREADS") or len(os.sched_getaffinity(0))))
 #: DuckDB spills to disk beyond this, so a 1 M-person build stays within its memory budget
 DUCKDB_MEMORY = os.environ.get("TYOKYKY_DUCKDB_MEMORY") or "1536MB"
+#: less while staging: the deliveries' Arrow blocks and the pseudonym memo share the process with it
+#: (at 1 M persons the whole build's peak is staging's)
+STAGING_DUCKDB_MEMORY = os.environ.get("TYOKYKY_STAGING_DUCKDB_MEMORY") or "1GB"
 
 
 def duckdb_config(**extra) -> dict:

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from pipelines import timing
 from pipelines.landing import Delivery
-from pipelines.limits import connect
+from pipelines.limits import STAGING_DUCKDB_MEMORY, connect
 from pipelines.sealed_intake import read_any
 from pseudonymize import PseudonymKey, PseudonymMemo, pseudonymize_column
 from pseudonymize.redact import MARKER, PATTERN, redact
@@ -142,7 +142,7 @@ def needs_staging(staging: Path, delivery: Delivery, contract: Contract, key: Ps
 @cache
 def _connection() -> duckdb.DuckDBPyConnection:
     """One in-memory DuckDB for all staging in this process (a new one costs ~13 ms)."""
-    con = connect(temp_directory=str(Path(tempfile.gettempdir()) / "tyokyky-duckdb"))
+    con = connect(temp_directory=str(Path(tempfile.gettempdir()) / "tyokyky-duckdb"), memory_limit=STAGING_DUCKDB_MEMORY)
     return con
 
 
