@@ -193,6 +193,65 @@ def test_fixed_width_file_is_checked_whole_before_a_row_is_handed_on(tmp_path, m
     assert cut == []
 
 
+@pytest.mark.parametrize("change", ["replaced", "rewritten", "appended"])
+def test_fixed_width_file_changed_after_its_check_is_rejected_not_read(tmp_path, monkeypatch, change):
+    """The records are read again after the whole file is checked: a file replaced (another inode)
+    or written to in between (its size or modification time differs) is rejected, never read as
+    the file that was checked, here one of the same size for another period."""
+    import os
+
+    from schemas.readers import fixed_width
+
+    monkeypatch.setattr(fixed_width, "BLOCK_ROWS", 1)
+    records = [f"{A:<11}202101PPR 020{i:010d}0000000000".encode() for i in range(3)]
+    path = tmp_path / "kela_etuudet_202101.txt"
+    checked = b"\r\n".join([b"ALKU20210120210128", *records, b"LOPPU000000003", b""])
+    path.write_bytes(checked)
+    result = read_delivery(C["kela"], path, "2021-01")
+    other = checked.replace(b"ALKU202101", b"ALKU202102")
+    if change == "replaced":
+        (tmp_path / "other").write_bytes(other)
+        os.replace(tmp_path / "other", path)
+    elif change == "rewritten":
+        before = path.stat()
+        with open(path, "r+b") as f:
+            f.write(other)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))  # whatever the clock's grain
+    else:
+        with open(path, "ab") as f:
+            f.write(records[0] + b"\r\n")
+    with pytest.raises(DeliveryRejected, match="^the file changed while it was read: deliver it again$"):
+        list(result.pieces(1))
+    with pytest.raises(RuntimeError, match="taken already"):
+        result.table
+
+
+@pytest.mark.parametrize("block_rows", [1, 2, 1000])
+def test_fixed_width_utf8_byte_order_marks_are_read_as_in_one_piece(tmp_path, monkeypatch, block_rows):
+    """In a UTF-8 contract, a byte-order mark before the header is dropped (as pyarrow does at the
+    start of a file), and a record that begins with U+FEFF keeps it wherever a block begins."""
+    import yaml
+
+    from schemas.contract import load_contract
+    from schemas.readers import fixed_width
+
+    raw = yaml.safe_load((Path(__file__).parent.parent / "schemas" / "kela.yaml").read_text())
+    raw["file"].update(encoding="utf-8", line_end="\n")
+    (tmp_path / "kela.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True))
+    contract = load_contract(tmp_path / "kela.yaml")
+    good = [f"{A:<11}202101PPR 020{i:010d}0000000000" for i in range(4)]
+    body = [good[0], "\ufeff" + good[1][1:], good[2], "\ufeff" + good[3][1:]]
+    data = ("\ufeff" + "\n".join(["ALKU20210120210128", *body, "LOPPU000000004"]) + "\n").encode()
+    path = tmp_path / "kela_etuudet_202101.txt"
+    path.write_bytes(data)
+    _, errors, kept = _whole_file_read(contract, data)
+    assert errors == [] and len(kept) == 4
+    monkeypatch.setattr(fixed_width, "BLOCK_ROWS", block_rows)
+    table = read_delivery(contract, path, "2021-01").table
+    assert table.column("hetu").to_pylist() == [r[:11] for _, r in kept]
+    assert table.column("_line").to_pylist() == [2, 3, 4, 5]
+
+
 def test_xlsx_excel_dates_and_typed_dates(landing):
     p = landing.valmennus("2021-06", [
         [A, dt.datetime(2021, 6, 7), None, "1.8.2021", "Avoin", 37.5, "G"],

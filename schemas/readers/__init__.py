@@ -45,8 +45,11 @@ class ReadResult:
 
     @property
     def table(self) -> pa.Table:
+        if self._rows is None:
+            raise RuntimeError("the rows were taken already (by pieces(), or by a read that failed)")
         if not isinstance(self._rows, pa.Table):
-            self._rows = pa.concat_tables(list(self._rows))
+            stream, self._rows = self._rows, None
+            self._rows = pa.concat_tables(list(stream))
         return self._rows
 
     @property

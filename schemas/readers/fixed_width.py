@@ -13,6 +13,7 @@ checked. A rejected file has therefore never had a row pseudonymised.
 from __future__ import annotations
 
 import codecs
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ from schemas.readers import BLOCK_ROWS, DeliveryRejected, ReadResult, decode, te
 SURVEY_BYTES = 1 << 26
 _SEPARATOR = b"\x1f"   # the byte that makes pyarrow's CSV parser a line splitter (records never hold it)
 _FIRST_LINE = re.compile(rb"[^\r\n]*(\r\n|\r|\n)?")
+CHANGED = "the file changed while it was read: deliver it again"
+BOM = "\ufeff"   # pyarrow drops it at the start of what it reads, as a file's byte-order mark
 
 
 def _lines(raw: bytes, encoding: str) -> pa.Array:
@@ -51,21 +54,19 @@ def _lines(raw: bytes, encoding: str) -> pa.Array:
 
 def _aligned(f: BinaryIO, size: int) -> Iterator[bytes]:
     """The rest of ``f`` in chunks of about ``size`` bytes, each ending just after an LF (but
-    the last): no line, and no CRLF, is ever cut in two."""
-    carry = b""
+    the last): no line, and no CRLF, is ever cut in two. A line longer than ``size`` is
+    gathered in parts and joined once."""
+    pending: list[bytes] = []   # read since the last LF (holds none)
     while data := f.read(size):
-        if carry:
-            data, carry = carry + data, b""
         cut = data.rfind(b"\n") + 1
         if cut == 0:
-            carry = data
-        elif cut == len(data):
-            yield data
-        else:
-            yield data[:cut]
-            carry = data[cut:]
-    if carry:
-        yield carry
+            pending.append(data)
+            continue
+        pending.append(data[:cut] if cut < len(data) else data)
+        yield b"".join(pending) if len(pending) > 1 else pending[0]
+        pending = [data[cut:]] if cut < len(data) else []
+    if pending:
+        yield b"".join(pending)
 
 
 @dataclass
@@ -74,6 +75,14 @@ class _Survey:
     first: bytes         # the first line, and the bytes it takes with its line end
     first_bytes: int
     last: bytes          # the last line
+    identity: tuple      # the file surveyed: the second pass reads it only while it is the same
+
+
+def _identity(f: BinaryIO) -> tuple:
+    """Which file, of what size, last written when: a file replaced or written to between the
+    passes (a transfer still going on) differs in one of them."""
+    st = os.fstat(f.fileno())
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _survey(contract: Contract, path: Path) -> _Survey:
@@ -86,6 +95,7 @@ def _survey(contract: Contract, path: Path) -> _Survey:
     first = last = None
     first_bytes = 0
     with open(path, "rb") as f:
+        identity = _identity(f)
         for chunk in _aligned(f, SURVEY_BYTES):
             if first is None:
                 m = _FIRST_LINE.match(chunk)
@@ -99,6 +109,9 @@ def _survey(contract: Contract, path: Path) -> _Survey:
                     undecodable = e
             separator = separator or _SEPARATOR in chunk
             lf, crlf, cr = lf + chunk.count(b"\n"), crlf + chunk.count(b"\r\n"), cr + chunk.count(b"\r")
+        changed = _identity(f) != identity or f.tell() != identity[2]
+    if changed:
+        raise DeliveryRejected(CHANGED)
     if first is None or blank:
         raise DeliveryRejected("the file is empty")
     if undecodable is not None:
@@ -107,7 +120,7 @@ def _survey(contract: Contract, path: Path) -> _Survey:
         raise DeliveryRejected("records do not end with CRLF as agreed: export the file again")
     if separator:
         raise DeliveryRejected("the file holds control characters that are not allowed in records")
-    return _Survey(lf + cr - crlf + (last[-1:] not in (b"\r", b"\n")), first, first_bytes, _last_line(last))
+    return _Survey(lf + cr - crlf + (last[-1:] not in (b"\r", b"\n")), first, first_bytes, _last_line(last), identity)
 
 
 def _last_line(chunk: bytes) -> bytes:
@@ -119,7 +132,7 @@ def _last_line(chunk: bytes) -> bytes:
 def read(contract: Contract, path: Path, period: str) -> ReadResult:
     spec = contract.file
     survey = _survey(contract, path)  # binary: text mode would hide the CRLF record ends
-    header = re.match(spec["header"]["pattern"], survey.first.decode(contract.encoding))
+    header = re.match(spec["header"]["pattern"], survey.first.decode(contract.encoding).removeprefix(BOM))
     if not header:
         raise DeliveryRejected("the header record (ALKU + period + creation date) is missing or malformed")
     if "period" in header.groupdict() and header["period"] != period.replace("-", ""):
@@ -134,36 +147,49 @@ def read(contract: Contract, path: Path, period: str) -> ReadResult:
         raise DeliveryRejected(f"the trailer counts {int(trailer['count'])} records but the file "
                                f"holds {records}: the file is incomplete, deliver it again")
     errors: list[tuple[int, str]] = []
-    return ReadResult(_blocks(contract, path, survey.first_bytes, records, errors), errors, records=records)
+    return ReadResult(_blocks(contract, path, survey, records, errors), errors, records=records)
 
 
-def _blocks(contract: Contract, path: Path, skip: int, records: int, errors: list) -> Iterator[pa.Table]:
-    """The records after the first ``skip`` bytes (the header), about a block of rows at a time,
-    cut into fields; a record of the wrong length goes to ``errors`` as it is met."""
+def _blocks(contract: Contract, path: Path, survey: _Survey, records: int, errors: list) -> Iterator[pa.Table]:
+    """The records after the header, about a block of rows at a time, cut into fields; a record
+    of the wrong length goes to ``errors`` as it is met. Read only from the file surveyed: one
+    replaced or written to since (or while it is read) rejects the delivery."""
     size = BLOCK_ROWS * (contract.file["record_length"] + len(contract.line_end))
     line, left = 2, records
     try:
         with open(path, "rb") as f:
-            f.seek(skip)
+            if _identity(f) != survey.identity:
+                raise DeliveryRejected(CHANGED)
+            f.seek(survey.first_bytes)
             for chunk in _aligned(f, size):
                 if not left:
                     break
+                bom = _starts_with_bom(chunk, contract.encoding)
+                if bom:  # pyarrow drops a byte-order mark at the start of what it reads: after an
+                    chunk = b"\n" + chunk  # empty line first, it stays the record's (as in one read)
                 try:
                     lines = _lines(chunk, contract.encoding)
                 except (pa.ArrowInvalid, pa.ArrowException):
-                    raise DeliveryRejected("the file changed while it was read: deliver it again") from None
-                block = lines.slice(0, min(left, len(lines)))
+                    raise DeliveryRejected(CHANGED) from None
+                block = lines.slice(int(bom))
+                block = block.slice(0, min(left, len(block)))
                 del chunk, lines
                 left -= len(block)
                 yield _fields(contract, block, line, errors)
                 line += len(block)
+            if left or _identity(f) != survey.identity:
+                raise DeliveryRejected(CHANGED)
     except OSError as e:
         raise DeliveryRejected(f"the file cannot be read ({e.strerror}): check that it is in place "
                                "and readable") from None
-    if left:
-        raise DeliveryRejected("the file changed while it was read: deliver it again")
     if records == 0:
         yield text_table({c.name: pa.array([], pa.string()) for c in contract.columns}, [])
+
+
+def _starts_with_bom(chunk: bytes, encoding: str) -> bool:
+    """Whether a chunk's text begins with a byte-order mark, which pyarrow drops at the start of
+    what it reads (only in a file of an encoding that can hold one: never in ISO-8859-1)."""
+    return codecs.getincrementaldecoder(encoding)(errors="ignore").decode(chunk[:8]).startswith(BOM)
 
 
 def _fields(contract: Contract, block: pa.Array, first_line: int, errors: list) -> pa.Table:
