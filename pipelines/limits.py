@@ -12,21 +12,18 @@ THREADS = max(1, int(os.environ.get("TYOKYKY_THREADS") or len(os.sched_getaffini
 #: DuckDB spills to disk beyond this, so a 1 M-person build stays within its memory budget
 DUCKDB_MEMORY = os.environ.get("TYOKYKY_DUCKDB_MEMORY") or "1536MB"
 #: less while staging: the deliveries' Arrow blocks and the pseudonym memo share the process with it
-#: (at 1 M persons the whole build's peak is staging's)
+#: (at 1.5 GB, staging's peak was the whole 1 M-person build's)
 STAGING_DUCKDB_MEMORY = os.environ.get("TYOKYKY_STAGING_DUCKDB_MEMORY") or "1GB"
 
 
-def duckdb_config(**extra) -> dict:
-    """Connection settings for every DuckDB the pipeline opens for writing or heavy reading."""
-    return {"threads": THREADS, "memory_limit": DUCKDB_MEMORY, **extra}
-
-
 def connect(database: str = ":memory:", read_only: bool = False, **extra):
-    """A DuckDB connection within these limits, without DuckDB's progress bar: a national build's
-    long statements would draw it into the run's output and the operators' logs. (DuckDB is
-    imported here: the partners' command reads these limits and runs without it.)"""
+    """A DuckDB connection within these limits (``extra``: other settings, or other limits), for
+    every DuckDB the pipeline opens for writing or heavy reading; without DuckDB's progress bar: a
+    national build's long statements would draw it into the run's output and the operators' logs.
+    (DuckDB is imported here: the partners' command reads these limits and runs without it.)"""
     import duckdb
 
-    con = duckdb.connect(database, read_only=read_only, config=duckdb_config(**extra))
+    config = {"threads": THREADS, "memory_limit": DUCKDB_MEMORY, **extra}
+    con = duckdb.connect(database, read_only=read_only, config=config)
     con.execute("SET enable_progress_bar = false")
     return con

@@ -8,7 +8,7 @@ A national month is millions of records, so the file is read twice and never hel
 whole: a first pass over line-aligned chunks finds everything that rejects the file
 (encoding, line ends, header, trailer, the count), and only then are the records
 handed on a block at a time, each block cut into fields and dropped by staging once
-checked. A rejected file has therefore never had a row pseudonymised.
+checked. A file the first pass rejects has never had a row pseudonymised.
 """
 from __future__ import annotations
 
