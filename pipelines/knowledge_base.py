@@ -12,7 +12,8 @@ The steps of :func:`build`, in order:
    parameters and the region; 7. the indicators (sql/ind);
 8. :func:`check_before_swap` and :func:`views_answer_as_opened`, and only then the swap with
    one rename, so evaluators never see a half-built database and a failed build leaves the
-   previous one untouched.
+   previous one untouched; the views' answers are kept beside it for the report
+   (:mod:`pipelines.view_answers`).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import duckdb
 import pyarrow as pa
 import yaml
 
-from pipelines import consent, impact, regions, timing
+from pipelines import consent, impact, regions, timing, view_answers
 from pipelines.limits import connect
 from pipelines.staging import PIPELINE_VERSION, delivery_states, other_keys, rows_file, write_state
 from schemas.casting import lit, q, staging_columns
@@ -671,17 +672,17 @@ def check_before_swap(con) -> dict[str, int]:
     return {t: con.sql(f"SELECT count(*) FROM kb.{t}").fetchall()[0][0] for t in KB_TABLES + ["quarantine", "deliveries"]}
 
 
-def views_answer_as_opened(building: Path) -> tuple[dict[str, int], impact.MatchingQuality]:
+def views_answer_as_opened(building: Path) -> dict[str, pa.Table]:
     """Step 8b: every contract view answers on the finished file opened read-only, as evaluators
     will open it (a view that leans on something of the build's own session fails here), or the
-    build is not swapped in. Returns the rows of each view and the matching quality read from
-    the same evaluation: the one evaluation of the views per build."""
+    build is not swapped in. Returns each view's answer: the one evaluation of the views per build
+    (the matching quality is read from it, and the report is given it: :mod:`pipelines.view_answers`)."""
     with timing.stage("impact"):   # the impact views are most of what this asks for
         with connect(str(building), read_only=True) as con:
             rows = contract_view_rows(con)
     if silent := [v for v, table in rows.items() if table is None]:
         raise KnowledgeBaseError(f"indicator view(s) {', '.join(silent)} do not answer; the build is not swapped in")
-    return {v: table.num_rows for v, table in rows.items()}, impact.quality_of(*(rows[v] for v in impact.VIEWS))
+    return rows
 
 
 def build(staging: Path, target: Path, contracts: dict[str, Contract], key_fingerprint: str,
@@ -707,15 +708,19 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
         regions.write_kb_tables(con, target.parent)  # kb.region, kb.municipalities (DATA/region.json)
         _indicators(con)
         tables = check_before_swap(con)
-        programme_clients = con.sql("SELECT programme_clients FROM kb.build_info").fetchall()[0][0]
+        programme_clients, built_at = con.sql("SELECT programme_clients, built_at FROM kb.build_info").fetchall()[0]
         con.execute("CHECKPOINT")
         con.close()
-        views, matching = views_answer_as_opened(building)
+        answers = views_answer_as_opened(building)
+        fresh_answers = view_answers.prepare(building, target, answers, built_at)
     except BaseException:
         con.close()
         building.unlink(missing_ok=True)
         raise
     os.replace(building, target)
+    view_answers.swap_in(fresh_answers, target)
+    views = {v: table.num_rows for v, table in answers.items()}
+    matching = impact.quality_of(*(answers[v] for v in impact.VIEWS))
     return BuildResult(target, as_of, tables["clients"], programme_clients, prep.held_back.num_rows, prep.withdrawn,
                        prep.purged_rows, tables, sorted(carried.tables), views,
                        {t: sorted(p) for t, p in sorted(carried.refresh.items())},

@@ -25,6 +25,7 @@ from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 from matplotlib.table import Table  # noqa: E402
 
+from pipelines import view_answers  # noqa: E402
 from reports import formatting as fmt  # noqa: E402
 from reports import release_log  # noqa: E402
 from reports.disclosure import HIDDEN, Disclosure, Rules  # noqa: E402
@@ -704,7 +705,7 @@ def build_report(kb_path: Path, reports_dir: Path, threshold: int | None = None,
     ``threshold`` and ``rounding_base`` override the parameters the knowledge base was built with."""
     kb_path, reports_dir = Path(kb_path), Path(reports_dir)
     releases_dir = Path(releases_dir) if releases_dir else kb_path.parent / "releases"
-    con = duckdb.connect(str(kb_path), read_only=True)
+    con = view_answers.connect(kb_path)  # the build's answers of the contract views, when it left them
     try:
         params = {k: float(v) if isinstance(v, Decimal) else v
                   for k, v in _row(con, "SELECT * FROM kb.parameters").items()}

@@ -4,7 +4,7 @@ import shutil
 import duckdb
 import pytest
 
-from pipelines import knowledge_base
+from pipelines import knowledge_base, view_answers
 from pipelines import landing as landing_zone
 from pipelines.settings import Settings
 from pseudonymize import generate_secret_file, load_key_file
@@ -122,6 +122,7 @@ def test_failed_build_leaves_previous_database_untouched(tmp_path, key_file, bui
     assert not list(data.glob("*.building*"))
     con = duckdb.connect(str(settings.kb_path), read_only=True)
     assert con.sql("SELECT as_of FROM kb.build_info").fetchall()[0][0].isoformat() == "2022-12-31"
+    assert set(view_answers.load(settings.kb_path, con)) == set(knowledge_base.REQUIRED_VIEWS)  # still the file's
     con.close()
 
 
