@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from pipelines import rekey, staging
+from pipelines import rekey, staging, view_answers
 from pipelines.data_lock import PROCESS_TAG, process_alive
 from pipelines.settings import Settings
 
@@ -40,7 +40,7 @@ def recover(instance: DagsterInstance, settings: Settings) -> list[str]:
             storage.free_concurrency_slots_for_run(run_id)
             notes.append(f"freed the concurrency slots of finished run {run_id[:8]}")
     building = settings.kb_path.with_name(settings.kb_path.name + ".building")
-    for leftover in (building, building.with_name(building.name + ".wal")):
+    for leftover in (building, building.with_name(building.name + ".wal"), *view_answers.leftovers(settings.kb_path)):
         if leftover.exists():
             leftover.unlink()
             notes.append(f"removed {leftover.name} of an interrupted knowledge-base build")

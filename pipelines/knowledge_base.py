@@ -672,14 +672,14 @@ def check_before_swap(con) -> dict[str, int]:
     return {t: con.sql(f"SELECT count(*) FROM kb.{t}").fetchall()[0][0] for t in KB_TABLES + ["quarantine", "deliveries"]}
 
 
-def views_answer_as_opened(building: Path) -> dict[str, pa.Table]:
+def views_answer_as_opened(building: Path, target: Path) -> dict[str, pa.Table]:
     """Step 8b: every contract view answers on the finished file opened read-only, as evaluators
     will open it (a view that leans on something of the build's own session fails here), or the
     build is not swapped in. Returns each view's answer: the one evaluation of the views per build
-    (the matching quality is read from it, and the report is given it: :mod:`pipelines.view_answers`)."""
+    (the matching quality is read from it, and it is kept for the report: :mod:`pipelines.view_answers`)."""
     with timing.stage("impact"):   # the impact views are most of what this asks for
         with connect(str(building), read_only=True) as con:
-            rows = contract_view_rows(con)
+            rows = view_answers.evaluate(con, building, target, REQUIRED_VIEWS)
     if silent := [v for v, table in rows.items() if table is None]:
         raise KnowledgeBaseError(f"indicator view(s) {', '.join(silent)} do not answer; the build is not swapped in")
     return rows
@@ -708,19 +708,19 @@ def build(staging: Path, target: Path, contracts: dict[str, Contract], key_finge
         regions.write_kb_tables(con, target.parent)  # kb.region, kb.municipalities (DATA/region.json)
         _indicators(con)
         tables = check_before_swap(con)
-        programme_clients, built_at = con.sql("SELECT programme_clients, built_at FROM kb.build_info").fetchall()[0]
+        programme_clients = con.sql("SELECT programme_clients FROM kb.build_info").fetchall()[0][0]
         con.execute("CHECKPOINT")
         con.close()
-        answers = views_answer_as_opened(building)
-        fresh_answers = view_answers.prepare(building, target, answers, built_at)
+        answers = views_answer_as_opened(building, target)
+        views = {v: table.num_rows for v, table in answers.items()}
+        matching = impact.quality_of(*(answers[v] for v in impact.VIEWS))
     except BaseException:
         con.close()
         building.unlink(missing_ok=True)
+        view_answers.discard(target)
         raise
     os.replace(building, target)
-    view_answers.swap_in(fresh_answers, target)
-    views = {v: table.num_rows for v, table in answers.items()}
-    matching = impact.quality_of(*(answers[v] for v in impact.VIEWS))
+    view_answers.swap_in(target)
     return BuildResult(target, as_of, tables["clients"], programme_clients, prep.held_back.num_rows, prep.withdrawn,
                        prep.purged_rows, tables, sorted(carried.tables), views,
                        {t: sorted(p) for t, p in sorted(carried.refresh.items())},
