@@ -596,14 +596,18 @@ def _kb_tables(con, prep: Prepared, carried: Carried) -> int:
                                 FROM read_parquet({_files_sql(files)}, union_by_name = true)
                                 WHERE pseudonym IS NOT NULL AND pseudonym NOT IN (SELECT pseudonym FROM excluded)""")
         narrowed: set[str] = set()
-        for path in sql_files("kb"):
-            if path.stem in carried.persons:
-                with _touched_rows_only(con, staged, carried.persons[path.stem], narrowed):
-                    _refresh(con, path, carried.persons[path.stem], persons=True)
-            elif path.stem in carried.refresh:
-                _refresh(con, path, carried.refresh[path.stem])
-            elif path.stem not in carried.tables:
-                con.execute(path.read_text())
+        try:
+            for path in sql_files("kb"):
+                if path.stem in carried.persons:
+                    with _touched_rows_only(con, staged, carried.persons[path.stem], narrowed):
+                        _refresh(con, path, carried.persons[path.stem], persons=True)
+                elif path.stem in carried.refresh:
+                    _refresh(con, path, carried.refresh[path.stem])
+                elif path.stem not in carried.tables:
+                    con.execute(path.read_text())
+        finally:  # the touched persons' rows are not held through the indicators
+            for partner in narrowed:
+                con.execute(f"DROP TABLE IF EXISTS touched_stg_{partner}")
     return con.sql("SELECT count(DISTINCT pseudonym) FROM touched").fetchall()[0][0] if carried.persons else 0
 
 

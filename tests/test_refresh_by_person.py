@@ -123,11 +123,10 @@ def test_other_changes_make_the_partners_rows_again(tmp_path, key_file, before_t
     assert differences(settings.kb_path, Settings(landing.root, fresh, key_file).kb_path) == {}
 
 
-def test_each_partners_new_persons_only(tmp_path, key_file, before_te_month):
-    """TE and Kela months in one run: kb.benefits (Kela's) is made again for Kela's new persons only,
-    kb.status_spells (TE's) for TE's, kb.clients for both."""
+def _with_kela_month(tmp_path, key_file, before_te_month):
+    """Add a Kela month (P1's payment) to what the test wrote, build it twice (over the previous
+    build and afresh, returned) and put the previous build's files back, Kela's cache too."""
     landing, settings, saved = before_te_month
-    landing.csv("te", "2023-01", [[handmade.P6, "858", "11", "2023-01-10", "", "Tuusula"]])
     landing.kela("2023-01", [(handmade.P1, "202301", "TMTU", 20, 30000, 15000)])
     kela_cache = {f.name: f.read_bytes() for f in (settings.staging / "kela").glob("_superseded.*")}
     build(landing.root, settings.data, key_file)
@@ -136,6 +135,15 @@ def test_each_partners_new_persons_only(tmp_path, key_file, before_te_month):
     _restore(settings, saved)
     for name, content in kela_cache.items():
         (settings.staging / "kela" / name).write_bytes(content)
+    return fresh
+
+
+def test_each_partners_new_persons_only(tmp_path, key_file, before_te_month):
+    """TE and Kela months in one run: kb.benefits (Kela's) is made again for Kela's new persons only,
+    kb.status_spells (TE's) for TE's, kb.clients for both."""
+    landing, settings, saved = before_te_month
+    landing.csv("te", "2023-01", [[handmade.P6, "858", "11", "2023-01-10", "", "Tuusula"]])
+    fresh = _with_kela_month(tmp_path, key_file, before_te_month)
     key = load_key_file(key_file)
     p1, p6 = key.pseudonym(handmade.P1), key.pseudonym(handmade.P6)
     with duckdb.connect(str(settings.kb_path)) as con:  # marks in both persons' payments
@@ -150,6 +158,26 @@ def test_each_partners_new_persons_only(tmp_path, key_file, before_te_month):
     assert days[p6] == 99 and days[p1] < 99   # P6 is in TE's month only: its payments are carried
     assert differences(settings.kb_path, Settings(landing.root, fresh, key_file).kb_path,
                        skip={("kb", "benefits"): {"days"}}) == {}
+
+
+def test_a_partner_read_in_part_is_read_whole_by_the_next_table(tmp_path, key_file, before_te_month, monkeypatch):
+    """A Kela month refreshes kb.benefits by person (Kela's staging narrowed to the touched persons
+    meanwhile), and a corrected TE period then makes kb.person_sources again by partner for Kela and
+    TE: it must read all of Kela's staging again, not the narrowed rows. (Found by a review: no
+    other test failed when the narrowed view was left in place.)"""
+    landing, settings, saved = before_te_month
+    landing.csv("te", "2022-12", [[handmade.P2, "186", "01", "2020-06-01", "2022-12-15", "Järvenpää"],
+                                  [handmade.P6, "858", "01", "2019-01-01", "", "Tuusula"]])
+    fresh = _with_kela_month(tmp_path, key_file, before_te_month)
+    held = []  # the temp tables still held when the indicators are made
+    indicators = knowledge_base._indicators
+    monkeypatch.setattr(knowledge_base, "_indicators", lambda con: (held.extend(
+        n for (n,) in con.sql("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()), indicators(con)))
+    result = _build_kb(settings)
+    assert "touched" in held and not [n for n in held if n.startswith("touched_stg_")]
+    assert result.refreshed_by_person == {"benefits": ["kela"]}
+    assert result.refreshed == {"person_sources": ["kela", "te"]}
+    assert differences(settings.kb_path, Settings(landing.root, fresh, key_file).kb_path) == {}
 
 
 def test_a_list_written_without_its_signature_is_made_anew(tmp_path, key_file, before_te_month, monkeypatch):
