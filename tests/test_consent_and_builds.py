@@ -1,5 +1,7 @@
 """Consent, atomic builds, idempotence, incremental builds and key mixing."""
+import errno
 import shutil
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -126,6 +128,25 @@ def test_failed_build_leaves_previous_database_untouched(tmp_path, key_file, bui
     con = view_answers.connect(settings.kb_path)  # the answers kept are still the file's, and used
     assert con.sql("SELECT database_name FROM duckdb_databases() WHERE database_name = 'kept_answers'").fetchall()
     con.close()
+
+
+def test_a_failed_copy_of_the_previous_file_stops_the_build(key_file, built_once, monkeypatch):
+    """The previous file is copied in the background while the latest versions are found: a copy
+    that fails (a full disk) stops the build where the copy is taken, and nothing is left."""
+    landing, data = built_once
+    settings = Settings(landing.root, data, key_file)
+    landing.csv("te", "2023-01", [[handmade.P6, "858", "11", "2023-01-10", "", "Tuusula"]])
+    build(landing.root, data, key_file)  # staged, and a knowledge base that carries tables forward
+    before = settings.kb_path.read_bytes()
+
+    def full_disk(source, dest):
+        Path(dest).write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(dest))
+    monkeypatch.setattr(knowledge_base.shutil, "copyfile", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        knowledge_base.build(settings.staging, settings.kb_path, load_contracts(), load_key_file(key_file).fingerprint)
+    assert settings.kb_path.read_bytes() == before
+    assert not list(data.glob("*.building*"))
 
 
 def test_refuses_to_mix_keys(tmp_path, key_file, built_once):
