@@ -252,23 +252,6 @@ def _appended(cached: dict, stamp: list, digest: str, base: list) -> list[str] |
     return added
 
 
-def contract_view_rows(con: duckdb.DuckDBPyConnection) -> dict[str, pa.Table | None]:
-    """The rows of every view of the evaluators' contract (all small, so each is evaluated once and
-    kept); None where a view does not answer."""
-    rows: dict[str, pa.Table | None] = {}
-    for view in REQUIRED_VIEWS:
-        try:
-            rows[view] = con.sql(f"SELECT * FROM ind.{view}").to_arrow_table()
-        except duckdb.Error:
-            rows[view] = None
-    return rows
-
-
-def contract_views_answer(con: duckdb.DuckDBPyConnection) -> dict[str, int | None]:
-    """Rows of every view of the evaluators' contract; None where a view does not answer."""
-    return {view: None if table is None else table.num_rows for view, table in contract_view_rows(con).items()}
-
-
 def _stage_of(name: str) -> str:
     """The benchmark's stage of an ind object: the impact comparison is timed on its own."""
     return "impact" if name.startswith("impact_") else "ind"

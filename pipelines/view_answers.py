@@ -26,8 +26,6 @@ import pyarrow as pa
 
 from schemas.casting import lit
 
-STAMP_COLUMNS = ("inode", "size", "mtime_ns")
-
 
 def path_of(kb_path: Path) -> Path:
     return kb_path.with_name(f"{kb_path.stem}.view_answers.duckdb")
@@ -35,7 +33,8 @@ def path_of(kb_path: Path) -> Path:
 
 def building_path(kb_path: Path) -> Path:
     """Where a build writes the answers before they are swapped in (one build at a time)."""
-    return path_of(kb_path).with_name(path_of(kb_path).name + ".building")
+    final = path_of(kb_path)
+    return final.with_name(final.name + ".building")
 
 
 def leftovers(kb_path: Path) -> list[Path]:
@@ -55,8 +54,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, building: Path, target: Path, views
     ``target``), or None where it does not answer; the answers are kept in :func:`building_path`
     for :func:`swap_in`. One evaluation of each view: the answer is read back from what was kept."""
     kept = building_path(target)
-    for leftover in leftovers(target):
-        leftover.unlink(missing_ok=True)
+    discard(target)
     con.execute(f"ATTACH {lit(str(kept))} AS kept_answers (READ_WRITE)")
     try:
         con.execute("CREATE SCHEMA kept_answers.ind")
@@ -73,8 +71,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, building: Path, target: Path, views
                 answers[view] = None
     except BaseException:
         con.execute("DETACH kept_answers")
-        for leftover in leftovers(target):
-            leftover.unlink(missing_ok=True)
+        discard(target)
         raise
     con.execute("DETACH kept_answers")
     return answers
@@ -91,7 +88,7 @@ def swap_in(target: Path) -> None:
 
 
 def discard(target: Path) -> None:
-    """No answers for ``target`` (a build that stopped after keeping them)."""
+    """No answers made for ``target`` (before a build makes them, or when it stops after)."""
     for leftover in leftovers(target):
         leftover.unlink(missing_ok=True)
 

@@ -93,13 +93,18 @@ def test_contract_views_check_counts_every_view(impact_build):
     assert evaluation.metadata["rows_impact_event_study"].value == 25
 
 
-def test_contract_views_check_fails_on_a_missing_view():
+def test_contract_views_check_fails_on_a_missing_view(tmp_path):
     import duckdb
 
-    from pipelines.knowledge_base import REQUIRED_VIEWS, contract_views_answer
+    from pipelines import view_answers
+    from pipelines.knowledge_base import REQUIRED_VIEWS
 
-    with duckdb.connect() as con:
+    building = tmp_path / "tyokyky.duckdb.building"
+    with duckdb.connect(str(building)) as con:
+        con.execute("CREATE SCHEMA kb; CREATE TABLE kb.build_info AS SELECT now()::TIMESTAMP AS built_at")
         con.execute("CREATE SCHEMA ind; CREATE VIEW ind.employment_outcomes AS SELECT 1 AS x")
-        answers = contract_views_answer(con)
-    assert answers["employment_outcomes"] == 1
-    assert [v for v, n in answers.items() if n is None] == [v for v in REQUIRED_VIEWS if v != "employment_outcomes"]
+    with duckdb.connect(str(building), read_only=True) as con:
+        answers = view_answers.evaluate(con, building, tmp_path / "tyokyky.duckdb", REQUIRED_VIEWS)
+    rows = {v: None if table is None else table.num_rows for v, table in answers.items()}
+    assert rows["employment_outcomes"] == 1
+    assert [v for v, n in rows.items() if n is None] == [v for v in REQUIRED_VIEWS if v != "employment_outcomes"]
